@@ -1,0 +1,1 @@
+"""napari integration: readers, sample data, layer builders and dock widgets (the only Qt/napari code)."""

@@ -1,0 +1,1 @@
+"""Small shared helpers (file safety, progress events) used by every part of the core."""
