@@ -1,0 +1,203 @@
+"""Lazy, read-only access to one camera's video, with blank frames when the file is missing.
+
+Nothing is decoded when a :class:`LazyVideo` is created. The file is opened (header only) the first time its
+``shape`` or a frame is asked for, and only the requested frames are decoded, so loading a session stays fast.
+When the video file is missing or cannot be opened, every frame is a black image of the calibration size, so that
+keypoints can still be shown and checked; a :class:`VideoMissingWarning` names the file once (when the accessor is
+created for a missing file, on first access for a file that cannot be decoded).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+class VideoMissingWarning(UserWarning):
+    """A session's video file could not be found or opened; blank frames are shown instead."""
+
+
+class LazyVideo:
+    """Array-like view of a video: ``shape (T, H, W, C)``, ``uint8``, frames decoded on demand.
+
+    Parameters
+    ----------
+    path
+        Video file (any format sleap-io can read: mp4, avi, h5 image stacks, ...). May be None or point to a
+        file that does not exist; then the video is *missing* and returns blank frames.
+    n_frames
+        Frame count to use when the file is missing (for example the largest labelled frame index + 1, or the
+        count stored in the ``.slp`` file). Ignored once the file is opened: the file's own count wins.
+    size
+        Image size ``(W, H)`` in pixels from the calibration; the size of the blank frames of a missing video.
+    channels
+        Channel count ``C`` of the blank frames (1 for grayscale, 3 for colour) when the file is missing.
+    name
+        Camera name, used in warnings.
+    stored_path
+        The path written in the labels file, if different from ``path`` (reported when the video is missing).
+    searched
+        Where the file was looked for, added to the missing-file message.
+
+    Notes
+    -----
+    ``video[t]`` returns the frame at *video* frame index ``t`` as ``(H, W, C)`` uint8; ``video[t0:t1]`` returns
+    ``(T, H, W, C)``; tuple indices (``video[t, y0:y1, x0:x1]``) are applied to the decoded frame, which is what
+    napari's image layer asks for. The channel axis is always present (``C == 1`` for grayscale), following
+    sleap-io.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        n_frames: int,
+        size: tuple[int, int],
+        channels: int = 1,
+        name: str = "",
+        stored_path: str | None = None,
+        searched: str = "",
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.name = name
+        self.stored_path = (
+            stored_path if stored_path is not None else (str(path) if path is not None else None)
+        )
+        self._fallback_shape = (int(n_frames), int(size[1]), int(size[0]), int(channels))
+        self._video = None  # sleap_io.Video once opened
+        self._opened = False
+        self._missing_reason: str | None = None
+        if self.path is None or not self.path.is_file():
+            self._missing_reason = f"video file not found: {self.stored_path}" + (
+                f" ({searched})" if searched else ""
+            )
+            self._opened = True  # nothing to open; say so now, once
+            self._warn(stacklevel=3)
+
+    # -- state -------------------------------------------------------------------------------------------
+    @property
+    def exists(self) -> bool:
+        """True when the video file exists and (if already opened) could be read."""
+        return self._missing_reason is None
+
+    @property
+    def missing_reason(self) -> str | None:
+        """Why the video shows blank frames (None when it does not)."""
+        return self._missing_reason
+
+    def _open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        import sleap_io as sio
+
+        try:
+            video = sio.load_video(str(self.path))
+            shape = tuple(int(s) for s in video.shape)
+        except Exception as exc:  # any decoder error: treat like a missing file, but say why
+            self._missing_reason = f"video file {self.path} could not be opened ({type(exc).__name__}: {exc})"
+            self._warn()
+            return
+        if len(shape) != 4 or shape[0] == 0:
+            self._missing_reason = f"video file {self.path} has no readable frames (shape {shape})"
+            self._warn()
+            return
+        self._video = video
+        self._shape = shape
+
+    def _warn(self, stacklevel: int = 4) -> None:
+        h, w = self._fallback_shape[1:3]
+        cam = f"camera {self.name!r}: " if self.name else ""
+        warnings.warn(
+            f"{cam}{self._missing_reason}; showing blank {w}x{h} frames instead. Keypoints are unaffected. "
+            "Put the video next to the labels file or in a sibling 'videos/' folder to see the images.",
+            VideoMissingWarning,
+            stacklevel=stacklevel,
+        )
+
+    # -- array interface ---------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(T, H, W, C)``: frame count, height, width, channels (opens the file header on first use)."""
+        self._open()
+        return self._shape if self._video is not None else self._fallback_shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint8)
+
+    @property
+    def ndim(self) -> int:
+        return 4
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def frame(self, index: int) -> np.ndarray:
+        """Decode one frame.
+
+        Parameters
+        ----------
+        index
+            Video frame index, ``0 <= index < T`` (negative values count from the end).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(H, W, C)`` uint8; zeros when the video is missing.
+        """
+        n = self.shape[0]
+        i = int(index)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"frame {index} is out of range for camera {self.name!r} video with {n} frames")
+        if self._video is None:
+            return np.zeros(self._fallback_shape[1:], dtype=np.uint8)
+        img = np.asarray(self._video[i])
+        if img.ndim == 2:
+            img = img[..., None]
+        return img
+
+    def __getitem__(self, key) -> np.ndarray:
+        rest: tuple = ()
+        if isinstance(key, tuple):
+            if not key:
+                raise IndexError("empty index")
+            key, rest = key[0], key[1:]
+        if isinstance(key, (int, np.integer)):
+            out = self.frame(int(key))
+            return out[rest] if rest else out
+        if isinstance(key, slice):
+            indices = range(*key.indices(self.shape[0]))
+        else:
+            indices = [int(i) for i in np.asarray(key).reshape(-1)]
+        if len(indices) == 0:
+            stack = np.zeros((0, *self.shape[1:]), dtype=np.uint8)
+        else:
+            stack = np.stack([self.frame(i) for i in indices])
+        return stack[(slice(None), *rest)] if rest else stack
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        raise TypeError(
+            f"refusing to decode the whole video of camera {self.name!r} into memory; index frames instead "
+            "(video[t])"
+        )
+
+    def close(self) -> None:
+        """Release the decoder (it is reopened on the next access)."""
+        if self._video is not None:
+            try:
+                self._video.close()
+            finally:
+                self._video = None
+                self._opened = False
+
+    def __repr__(self) -> str:
+        state = "missing" if self._missing_reason else ("open" if self._video is not None else "not opened")
+        return f"LazyVideo(camera={self.name!r}, path={str(self.path)!r}, {state})"
