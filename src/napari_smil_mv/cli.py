@@ -17,6 +17,7 @@ COMMAND_MODULES: list[tuple[str, str]] = [
     ("demo", "napari_smil_mv.commands.demo"),
     ("mesh", "napari_smil_mv.commands.mesh"),
     ("model-info", "napari_smil_mv.commands.model_info"),
+    ("session-info", "napari_smil_mv.commands.session_info"),
 ]
 
 
