@@ -212,3 +212,36 @@ def test_analysis_h5_camera_folders(minimal, tmp_path):
     ref = load_session(minimal)
     assert s.n_frames == 120 and s.points3d is None
     np.testing.assert_allclose(s.keypoints_2d(), ref.keypoints_2d())
+
+
+def test_identity_rules_untracked_and_user_preference():
+    import sleap_io as sio
+
+    from napari_smil_mv.sessions.sleap_files import assemble_views, basename_of, collect_view
+
+    skel = sio.Skeleton(["a", "b"])
+    video = sio.Video(filename="cam.mp4")
+    track = sio.Track("mouse")
+    pred = sio.PredictedInstance.from_numpy(np.array([[1.0, 2.0], [3.0, 4.0]]), skel, point_scores=[0.5, 2.5],
+                                            score=3.0, track=track)  # fmt: skip
+    user = sio.Instance.from_numpy(
+        np.array([[1.5, 2.5], [np.nan, np.nan]]), skel, track=track, from_predicted=pred
+    )
+    u0 = sio.PredictedInstance.from_numpy(np.array([[10.0, 20.0], [30.0, 40.0]]), skel, score=1.0)
+    u1 = sio.PredictedInstance.from_numpy(np.array([[50.0, 60.0], [70.0, 80.0]]), skel, score=2.0)
+    labels = sio.Labels([
+        sio.LabeledFrame(video, 4, [pred, user]),
+        sio.LabeledFrame(video, 9, [u0, u1]),
+    ])  # fmt: skip
+    with pytest.warns(UserWarning, match="NOT linked"):
+        rec = collect_view(labels, None, ["b", "a"], source=Path("x.slp"))
+    frames, animals, arrays = assemble_views({"cam": rec}, 2)
+    assert list(frames) == [4, 9] and animals == ["mouse", "animal_0", "animal_1"]
+    kp = arrays["cam"]["keypoints"]
+    # frame 4: the user instance wins over its prediction; node order follows the requested ["b", "a"]
+    np.testing.assert_array_equal(kp[0, 0], [[np.nan, np.nan], [1.5, 2.5]])
+    assert arrays["cam"]["is_user"][0, 0] and np.isnan(arrays["cam"]["scores"][0, 0]).all()
+    # frame 9: untracked predictions numbered by score (highest first)
+    np.testing.assert_array_equal(kp[1, 1], [[70.0, 80.0], [50.0, 60.0]])
+    np.testing.assert_array_equal(kp[1, 2], [[30.0, 40.0], [10.0, 20.0]])
+    assert basename_of("D:\\data\\cam\\video 1.mp4") == "video 1.mp4" and basename_of("/a/b.avi") == "b.avi"

@@ -55,7 +55,7 @@ def session_summary(session, report, hint: str | None, warnings_seen: list[str])
         if v is None:
             videos[name] = {"path": None, "exists": False, "shape": None}
         else:
-            shape = list(v.shape) if v.exists else None
+            shape = list(v.shape)  # for a missing video: the blank frames shown instead
             videos[name] = {
                 "path": str(v.path) if v.path else v.stored_path,
                 "exists": v.exists,
