@@ -119,3 +119,16 @@ def test_no_global_jax_or_torch_side_effects_in_fresh_interpreter():
     env["JAX_PLATFORMS"] = "cpu"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0 and res.stdout.strip().endswith("OK"), res.stderr[-3000:]
+
+
+def test_ransac_with_points_seen_by_fewer_than_two_cameras():
+    """Points with a single view must come back NaN instead of crashing aniposelib's RANSAC."""
+    from napari_smil_mv.cameras import ring_of_cameras, triangulate
+
+    rig = ring_of_cameras(n_cameras=3, distance=3.0)
+    pts = np.array([[0.1, 0.0, 0.2], [0.0, 0.3, -0.1], [0.2, -0.2, 0.0]])
+    p2d = rig.project(pts)
+    p2d[1:, 1] = np.nan  # point 1 is seen by one camera only
+    out = triangulate(p2d, rig, ransac=True)
+    assert np.isnan(out[1]).all()
+    np.testing.assert_allclose(out[[0, 2]], pts[[0, 2]], atol=1e-6)

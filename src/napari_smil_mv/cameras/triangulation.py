@@ -108,7 +108,12 @@ def triangulate(points2d: Any, rig: CameraRig, ransac: bool = False, min_cameras
     cgroup = rig.to_aniposelib()
     with jax_guard():
         if ransac:
-            res = cgroup.triangulate_ransac(flat.copy(), undistort=True, min_cams=min_cameras)[0]
+            # aniposelib's RANSAC fails on points with fewer than two views: only pass the usable ones.
+            usable = np.sum(~np.isnan(flat).any(-1), axis=0) >= min_cameras
+            res = np.full((n, 3), np.nan)
+            if usable.any():
+                sub = cgroup.triangulate_ransac(flat[:, usable].copy(), undistort=True, min_cams=min_cameras)[0]
+                res[usable] = sub
         else:
             norm = np.stack([cam.undistort_normalized(flat[i]) for i, cam in enumerate(rig)])
             res = np.asarray(cgroup.triangulate(norm, undistort=False, progress=False))
