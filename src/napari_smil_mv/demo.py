@@ -29,14 +29,15 @@ DEMO_DISTORTION = (-0.05, 0.01, 0.0, 0.0, 0.0)  # mild barrel distortion, OpenCV
 DEMO_FILES: dict[str, str] = {
     "model/demo_model.pkl": "the procedural insect body model (SMIL .pkl layout, model units)",
     "calibration.toml": "Anipose calibration of the camera ring (OpenCV convention, world = model units)",
-    "meshes.npz": "ground-truth posed meshes: vertices (F, V, 3), joints (F, J, 3), faces (T, 3), "
-    "joint_names",
+    "meshes.npz": "ground-truth posed meshes (float32): vertices (F, V, 3), joints (F, J, 3), faces (T, 3), "
+    "joint_names, parents, fps",
     "keypoints_3d.npz": "3D keypoints = model joints per frame: points (F, J, 3), joint_names, frame_indices",
     "keypoints_3d.csv": "the same 3D keypoints as a table: frame, <joint>_x, <joint>_y, <joint>_z, ...",
     "keypoints_2d.npz": "projections per camera: points (C, F, J, 2) pixel (x, y), visible (C, F, J), "
     "camera_names, joint_names, image_sizes (C, 2) (W, H)",
-    "animation.npz": "SMIL parameters: poses (F, J, 3) axis-angle, trans (F, 3), betas (K,), betas_per_frame "
-    "(F, K), mesh_scale (F,), log_beta_scales (F, J, 3), betas_trans (F, J, 3), fps",
+    "animation.npz": "SMIL parameters (SMILify export schema, float32): poses (F, J, 3) axis-angle, trans (F, 3), "
+    "betas (K,), betas_per_frame (F, K), mesh_scale (F,), log_beta_scales (F, J, 3), betas_trans (F, J, 3), "
+    "fps, joint_names",
     "preview_<camera>.png": "the middle frame rendered in each camera, 2D keypoints and skeleton drawn",
     "summary.json": "machine-readable summary: parameters, cameras, joints and this file list",
     "README.txt": "this description",
@@ -237,6 +238,7 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
     import torch
 
     from napari_smil_mv.body import SMILModel, load_smil_model
+    from napari_smil_mv.body.animation import MeshSequence, write_animation_npz, write_mesh_sequence_npz
     from napari_smil_mv.body.demo_model import write_demo_model
     from napari_smil_mv.body.demo_motion import demo_motion
     from napari_smil_mv.cameras import save_calibration
@@ -262,6 +264,8 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
     )
 
     motion = demo_motion(n_frames, data, fps=DEMO_FPS)
+    # animation.npz stores float32: pose the ground truth from the stored values so the file reproduces it.
+    motion = {k: np.asarray(v, np.float32).astype(np.float64) if np.ndim(v) else v for k, v in motion.items()}
     model = SMILModel(data, dtype=torch.float64)
     with torch.no_grad():
         out = model(
@@ -290,13 +294,8 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
     )
 
     faces = np.asarray(data.faces)
-    _savez(
-        outdir / "meshes.npz",
-        vertices=verts.astype(np.float32),
-        joints=joints,
-        faces=faces.astype(np.int32),
-        joint_names=np.array(names),
-    )
+    meshes = MeshSequence(verts, joints, faces, names, np.asarray(data.parents), fps=DEMO_FPS)
+    write_mesh_sequence_npz(outdir / "meshes.npz", meshes, overwrite=True)
     _savez(
         outdir / "keypoints_3d.npz",
         points=joints,
@@ -305,19 +304,18 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
         units=np.array("model units"),
     )
     _write_text(outdir / "keypoints_3d.csv", _keypoints_csv(joints, names))
-    k = data.n_betas
-    _savez(
+    zeros = np.zeros((n_frames, len(names), 3))
+    write_animation_npz(
         outdir / "animation.npz",
-        poses=motion["pose"],
-        trans=motion["trans"],
+        motion["pose"],
         betas=motion["betas"],
-        betas_per_frame=np.repeat(np.asarray(motion["betas"])[None], n_frames, 0).reshape(n_frames, k),
+        trans=motion["trans"],
+        log_beta_scales=zeros,
+        betas_trans=zeros,
         mesh_scale=motion["mesh_scale"],
-        log_beta_scales=np.zeros((n_frames, len(names), 3)),
-        betas_trans=np.zeros((n_frames, len(names), 3)),
-        fps=np.float64(DEMO_FPS),
-        joint_names=np.array(names),
-        parents=np.asarray(data.parents),
+        fps=DEMO_FPS,
+        joint_names=names,
+        overwrite=True,
     )
     yield DemoEvent("write", "wrote meshes.npz, keypoints_3d.npz/.csv, animation.npz", 0.3)
 
@@ -383,7 +381,7 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
         "cameras": rig.names,
         "joint_names": names,
         "n_vertices": data.n_vertices,
-        "n_betas": k,
+        "n_betas": data.n_betas,
         "preview_frame": mid,
         "visible_fraction": float(visible.mean()),
         "files": {f: DEMO_FILES.get(f, DEMO_FILES["preview_<camera>.png"]) for f in files},
