@@ -1,0 +1,244 @@
+"""Configuration of the multi-view body fit: loss weights, robust loss, stages.
+
+Every number that changes the fit lives here, in one dataclass with a JSON-compatible ``to_dict``/``from_dict``
+round trip, so a results file can record exactly how it was produced.
+
+All loss terms are dimensionless: 2D residuals are divided by ``reproj_sigma_px`` and 3D residuals by
+``points3d_sigma`` × body length, so the default weights work for any image size and any world unit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Parameter groups that a stage can optimise.
+PARAM_GROUPS = (
+    "global_orient",  # root rotation per frame
+    "trans",  # world translation per frame
+    "mesh_scale",  # global scale about the root (shared by the clip unless per_frame_mesh_scale)
+    "body_pose",  # joint rotations 1..J-1 per frame
+    "log_beta_scales",  # per-joint log-scales, shared by the clip
+    "betas",  # shape coefficients, shared by the clip
+    "betas_trans",  # per-joint offsets, shared by the clip
+)
+
+#: Names of the loss terms a fit reports (weights live in ``FitConfig.weights`` under the same names).
+LOSS_TERMS = (
+    "reproj",  # robust 2D reprojection error, every camera
+    "points3d",  # robust 3D distance to the given/triangulated 3D points
+    "shape_prior",  # Mahalanobis norm of the betas under shape_cov (or plain squared norm)
+    "pose_prior",  # squared rotation angle of every joint except the root (||R - I||_F^2 / 2)
+    "limb_scale",  # squared per-joint log-scales
+    "limb_scale_sym",  # left/right difference of per-joint log-scales (names ending _L/_R, left/right)
+    "betas_trans",  # squared per-joint offsets (model units)
+    "smooth_vel",  # squared joint velocity between consecutive frames, in body lengths per frame
+    "smooth_acc",  # squared joint acceleration between consecutive frames, in body lengths per frame^2
+)
+
+ROBUST_LOSSES = ("gmof", "huber", "l2")
+OPTIMISERS = ("adam", "lbfgs")
+
+
+@dataclass
+class StageConfig:
+    """One optimisation stage.
+
+    Parameters
+    ----------
+    name
+        Label reported in progress events.
+    iterations
+        Number of optimiser steps (an L-BFGS step may evaluate the loss several times).
+    optimise
+        Parameter groups updated in this stage (see ``PARAM_GROUPS``); the others stay fixed.
+    optimiser
+        ``"lbfgs"`` (fast on this smooth problem) or ``"adam"``.
+    lr
+        Learning rate (step size for L-BFGS) in the normalised parameter space.
+    weights
+        Overrides of ``FitConfig.weights`` for this stage only (e.g. no smoothing in the global stage).
+    """
+
+    name: str
+    iterations: int
+    optimise: tuple[str, ...]
+    optimiser: str = "lbfgs"
+    lr: float = 1.0
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad field of this stage."""
+        unknown = [g for g in self.optimise if g not in PARAM_GROUPS]
+        if unknown:
+            raise ValueError(
+                f"stage {self.name!r}: unknown parameter group(s) {unknown}; choose from {PARAM_GROUPS}"
+            )
+        if self.optimiser not in OPTIMISERS:
+            raise ValueError(f"stage {self.name!r}: optimiser {self.optimiser!r} is not one of {OPTIMISERS}")
+        if self.iterations < 0:
+            raise ValueError(f"stage {self.name!r}: iterations must be >= 0, got {self.iterations}")
+        if not self.lr > 0:
+            raise ValueError(f"stage {self.name!r}: lr must be > 0, got {self.lr}")
+        bad = [k for k in self.weights if k not in LOSS_TERMS]
+        if bad:
+            raise ValueError(f"stage {self.name!r}: unknown loss weight(s) {bad}; choose from {LOSS_TERMS}")
+
+
+def default_stages() -> list[StageConfig]:
+    """Stage 1: rigid placement only; stage 2: everything that the keypoints constrain."""
+    return [
+        StageConfig(
+            name="global",
+            iterations=15,
+            optimise=("global_orient", "trans", "mesh_scale"),
+            weights={"smooth_vel": 0.0, "smooth_acc": 0.0},
+        ),
+        StageConfig(
+            name="pose",
+            iterations=150,
+            optimise=(
+                "global_orient",
+                "trans",
+                "mesh_scale",
+                "body_pose",
+                "log_beta_scales",
+                "betas",
+                "betas_trans",
+            ),
+        ),
+    ]
+
+
+def default_weights() -> dict[str, float]:
+    """Default weight of every loss term (dimensionless terms, see the module docstring)."""
+    return {
+        "reproj": 1.0,
+        "points3d": 0.02,
+        "shape_prior": 1e-3,
+        "pose_prior": 1e-4,
+        "limb_scale": 1e-3,
+        "limb_scale_sym": 1e-2,
+        "betas_trans": 1e-2,
+        "smooth_vel": 0.0,
+        "smooth_acc": 10.0,
+    }
+
+
+@dataclass
+class FitConfig:
+    """All settings of a fit.
+
+    Parameters
+    ----------
+    stages
+        Optimisation stages run in order.
+    weights
+        Weight per loss term (keys of ``LOSS_TERMS``).
+    robust_loss
+        ``"gmof"`` (Geman-McClure, bounded: outliers stop pulling), ``"huber"`` or ``"l2"``.
+    reproj_sigma_px
+        Scale of the 2D robust loss in pixels (residuals well below it are quadratic).
+    points3d_sigma
+        Scale of the 3D robust loss as a fraction of the body length.
+    use_points3d
+        Use the FitData's 3D points in the loss (they are always used for initialisation when present).
+    fit_log_beta_scales, fit_betas_trans
+        Whether the per-joint log-scales / offsets may change at all (removes them from every stage if False).
+    isotropic_limb_scales
+        One log-scale per joint (the same along x, y, z: a bone-length factor for the joint's children) instead
+        of three; anisotropic scales are largely redundant with the joint rotations and slow the fit down.
+    per_frame_mesh_scale
+        Fit one mesh scale per frame instead of one for the clip.
+    smooth_max_gap
+        Frames whose indices differ by more than this are not smoothed against each other.
+    camera_outlier_px, camera_outlier_ratio
+        A camera whose median reprojection of the initial 3D points exceeds both ``camera_outlier_px`` and
+        ``camera_outlier_ratio`` × the best camera's median is reported as inconsistent with the others.
+    exclude_inconsistent_cameras
+        Give inconsistent cameras zero weight in the fit (they are still evaluated and reported).
+    min_init_joints
+        Frames with fewer mapped joints with 3D points than this are initialised from their neighbours.
+    report_every
+        Yield a progress event every this many iterations (and at the end of every stage).
+    """
+
+    stages: list[StageConfig] = field(default_factory=default_stages)
+    weights: dict[str, float] = field(default_factory=default_weights)
+    robust_loss: str = "gmof"
+    reproj_sigma_px: float = 20.0
+    points3d_sigma: float = 0.05
+    use_points3d: bool = True
+    fit_log_beta_scales: bool = True
+    isotropic_limb_scales: bool = True
+    fit_betas_trans: bool = True
+    per_frame_mesh_scale: bool = False
+    smooth_max_gap: int = 1
+    camera_outlier_px: float = 25.0
+    camera_outlier_ratio: float = 4.0
+    exclude_inconsistent_cameras: bool = True
+    min_init_joints: int = 3
+    report_every: int = 5
+
+    def __post_init__(self) -> None:
+        self.stages = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in self.stages]
+        for stage in self.stages:
+            stage.optimise = tuple(stage.optimise)
+        merged = default_weights()
+        merged.update(self.weights)
+        self.weights = merged
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field."""
+        bad = [k for k in self.weights if k not in LOSS_TERMS]
+        if bad:
+            raise ValueError(f"FitConfig.weights: unknown loss term(s) {bad}; choose from {LOSS_TERMS}")
+        negative = [k for k, v in self.weights.items() if not v >= 0]
+        if negative:
+            raise ValueError(f"FitConfig.weights: weights must be >= 0, got {negative}")
+        if self.robust_loss not in ROBUST_LOSSES:
+            raise ValueError(f"FitConfig.robust_loss {self.robust_loss!r} is not one of {ROBUST_LOSSES}")
+        if not self.reproj_sigma_px > 0 or not self.points3d_sigma > 0:
+            raise ValueError("FitConfig.reproj_sigma_px and points3d_sigma must be > 0")
+        if not self.stages:
+            raise ValueError("FitConfig.stages is empty; give at least one stage")
+        for stage in self.stages:
+            stage.validate()
+        if self.report_every < 1:
+            raise ValueError(f"FitConfig.report_every must be >= 1, got {self.report_every}")
+
+    def stage_weights(self, stage: StageConfig) -> dict[str, float]:
+        """The weights in effect during ``stage`` (global weights with the stage's overrides)."""
+        weights = dict(self.weights)
+        weights.update(stage.weights)
+        return weights
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        for stage in out["stages"]:
+            stage["optimise"] = list(stage["optimise"])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitConfig:
+        """Inverse of ``to_dict``; unknown keys raise ValueError naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"FitConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        data = dict(data)
+        if "stages" in data:
+            stage_fields = {f.name for f in dataclasses.fields(StageConfig)}
+            stages = []
+            for i, s in enumerate(data["stages"]):
+                bad = sorted(set(s) - stage_fields)
+                if bad:
+                    raise ValueError(
+                        f"FitConfig.stages[{i}]: unknown key(s) {bad}; known keys are {sorted(stage_fields)}"
+                    )
+                stages.append(StageConfig(**s))
+            data["stages"] = stages
+        return cls(**data)

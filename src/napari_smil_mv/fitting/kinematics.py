@@ -1,0 +1,246 @@
+"""Joints-only evaluation of a SMIL model, for keypoint losses.
+
+A keypoint fit never needs the mesh: for static-joint models (e.g. the SMILy mouse) the keypoints are the
+forward-kinematics joints; for regressed-joint models (e.g. SMILy STICK) they are ``J_regressor @ skinned vertices``,
+and only the vertices with a non-zero regressor weight are needed. This module evaluates exactly the same
+keypoints as :class:`napari_smil_mv.body.SMILModel` (same semantics: per-joint log-scales propagated to the
+subtree, ``betas_trans`` with its y component negated, placement ``(x - root) * mesh_scale + trans``) but processes
+the kinematic tree level by level (one batched matrix product per tree depth instead of one per joint) and skins
+only the regressor's support vertices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+#: Sign applied to ``betas_trans`` inside the kinematic chain (upstream flips the y axis).
+BETAS_TRANS_SIGN = (1.0, -1.0, 1.0)
+
+
+def tree_levels(parents: np.ndarray) -> list[np.ndarray]:
+    """Group joint indices by depth in the kinematic tree.
+
+    Parameters
+    ----------
+    parents
+        (J,) parent index per joint, -1 for the root; parents must precede their children.
+
+    Returns
+    -------
+    list of (n_l,) int arrays
+        Level 0 holds the root(s), level l the joints whose parent is in level l-1.
+    """
+    parents = np.asarray(parents, dtype=np.int64)
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for i, p in enumerate(parents):
+        if p >= i:
+            raise ValueError(
+                f"kinematic tree: parent {p} of joint {i} does not precede it; joints must be "
+                "topologically ordered (parent index < child index)"
+            )
+        depth[i] = 0 if p < 0 else depth[p] + 1
+    return [np.flatnonzero(depth == d) for d in range(int(depth.max()) + 1)]
+
+
+class JointsModel:
+    """Differentiable keypoints (model joints) of a SMIL model, without the full mesh.
+
+    Parameters
+    ----------
+    parents
+        (J,) parent indices, root = -1.
+    rest_joints
+        (J, 3) rest joint locations used by static-joint models (model units).
+    static_joint_locs
+        True: keypoints are the FK joints at ``rest_joints``. False: rest joints and keypoints are regressed from
+        the (shaped / posed) vertices with ``J_regressor``.
+    v_template, shapedirs, J_regressor, skin_weights
+        (V, 3), (V, 3, K), (J, V), (V, J) model arrays; needed for regressed-joint models and for betas.
+    device, dtype
+        Torch device and float dtype of every tensor this model produces.
+    """
+
+    def __init__(
+        self,
+        parents: np.ndarray,
+        rest_joints: np.ndarray,
+        static_joint_locs: bool,
+        v_template: np.ndarray | None = None,
+        shapedirs: np.ndarray | None = None,
+        J_regressor: np.ndarray | None = None,
+        skin_weights: np.ndarray | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        self.parents = np.asarray(parents, dtype=np.int64)
+        self.n_joints = len(self.parents)
+        self.static = bool(static_joint_locs)
+        kw = {"device": self.device, "dtype": dtype}
+        self.rest_joints = torch.as_tensor(np.asarray(rest_joints, dtype=np.float64), **kw)
+        self.n_betas = (
+            0 if shapedirs is None or np.asarray(shapedirs).size == 0 else np.asarray(shapedirs).shape[2]
+        )
+
+        # Level bookkeeping: for every level the global joint indices and the position of each joint's parent
+        # inside the previous level's arrays.
+        levels = tree_levels(self.parents)
+        self._levels = [torch.as_tensor(lv, device=self.device) for lv in levels]
+        self._parent_local: list[torch.Tensor | None] = [None]
+        for lv_prev, lv in zip(levels[:-1], levels[1:], strict=True):
+            where = {int(j): k for k, j in enumerate(lv_prev)}
+            self._parent_local.append(
+                torch.as_tensor([where[int(self.parents[j])] for j in lv], device=self.device)
+            )
+        order = np.concatenate(levels)
+        self._inverse_order = torch.as_tensor(np.argsort(order), device=self.device)
+        self._parents_t = torch.as_tensor(np.maximum(self.parents, 0), device=self.device)
+        self._trans_sign = torch.as_tensor(BETAS_TRANS_SIGN, **kw)
+
+        if not self.static:
+            if J_regressor is None or v_template is None or skin_weights is None:
+                raise ValueError(
+                    "a regressed-joint model (static_joint_locs=False) needs J_regressor, v_template "
+                    "and skinning weights"
+                )
+            reg = np.asarray(J_regressor, dtype=np.float64)
+            support = np.flatnonzero(np.abs(reg).sum(axis=0) > 0)
+            if support.size == 0:
+                raise ValueError(
+                    "J_regressor is all zeros but static_joint_locs is False; the model file is "
+                    "inconsistent (set static_joint_locs or provide a regressor)"
+                )
+            self.support = support
+            self._reg = torch.as_tensor(reg[:, support], **kw)  # (J, S)
+            self._v_template = torch.as_tensor(
+                np.asarray(v_template, dtype=np.float64)[support], **kw
+            )  # (S, 3)
+            self._skin = torch.as_tensor(np.asarray(skin_weights, dtype=np.float64)[support], **kw)  # (S, J)
+            if self.n_betas:
+                sd = np.asarray(shapedirs, dtype=np.float64)[support]  # (S, 3, K)
+                self._shapedirs = torch.as_tensor(sd, **kw)
+            else:
+                self._shapedirs = None
+        else:
+            self.support = np.zeros(0, dtype=np.int64)
+
+    @classmethod
+    def from_model_data(cls, data, device=None, dtype: torch.dtype = torch.float32) -> JointsModel:
+        """Build from a :class:`napari_smil_mv.body.SMILModelData` (sparse or dense ``J_regressor``)."""
+        reg = data.J_regressor
+        if reg is not None and hasattr(reg, "toarray"):
+            reg = reg.toarray()
+        return cls(
+            parents=np.asarray(data.parents),
+            rest_joints=np.asarray(data.J),
+            static_joint_locs=bool(data.static_joint_locs),
+            v_template=np.asarray(data.v_template),
+            shapedirs=None if data.shapedirs is None else np.asarray(data.shapedirs),
+            J_regressor=None if reg is None else np.asarray(reg),
+            skin_weights=np.asarray(data.weights),
+            device=device,
+            dtype=dtype,
+        )
+
+    # ------------------------------------------------------------------------------------------------------------
+    def forward_kinematics(
+        self,
+        rotmats: torch.Tensor,
+        rest_joints: torch.Tensor,
+        log_beta_scales: torch.Tensor | None = None,
+        betas_trans: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """World 3×3 transforms and positions of every joint (before global placement).
+
+        Parameters
+        ----------
+        rotmats
+            (B, J, 3, 3) root rotation then local joint rotations.
+        rest_joints
+            (J, 3) or (B, J, 3) rest joint locations.
+        log_beta_scales, betas_trans
+            (B, J, 3) or (J, 3) or None.
+
+        Returns
+        -------
+        A : (B, J, 3, 3)
+            Accumulated rotation·scale of every joint.
+        pos : (B, J, 3)
+            Joint positions, model units, root at its rest location.
+        """
+        B = rotmats.shape[0]
+        if rest_joints.dim() == 2:
+            rest_joints = rest_joints.unsqueeze(0).expand(B, -1, -1)
+        offsets = rest_joints - rest_joints[:, self._parents_t]  # (B, J, 3); root row unused
+        if betas_trans is not None:
+            offsets = offsets + (betas_trans * self._trans_sign).expand(B, -1, -1)
+        local = rotmats
+        if log_beta_scales is not None:
+            local = rotmats * torch.exp(log_beta_scales).expand(B, -1, -1).unsqueeze(-2)  # R_i · diag(s_i)
+        A_levels, p_levels = [], []
+        root = self._levels[0]
+        A_prev = rotmats[:, root]  # the root's own scale is never applied (upstream semantics)
+        p_prev = rest_joints[:, root]
+        A_levels.append(A_prev)
+        p_levels.append(p_prev)
+        for lv, parent_local in zip(self._levels[1:], self._parent_local[1:], strict=True):
+            A_par = A_prev[:, parent_local]
+            p_prev = p_prev[:, parent_local] + torch.einsum("bnij,bnj->bni", A_par, offsets[:, lv])
+            A_prev = A_par @ local[:, lv]
+            A_levels.append(A_prev)
+            p_levels.append(p_prev)
+        A = torch.cat(A_levels, dim=1)[:, self._inverse_order]
+        pos = torch.cat(p_levels, dim=1)[:, self._inverse_order]
+        return A, pos
+
+    def __call__(
+        self,
+        rotmats: torch.Tensor,
+        betas: torch.Tensor | None = None,
+        log_beta_scales: torch.Tensor | None = None,
+        betas_trans: torch.Tensor | None = None,
+        trans: torch.Tensor | None = None,
+        mesh_scale: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Placed model keypoints.
+
+        Parameters
+        ----------
+        rotmats
+            (B, J, 3, 3) rotations (root first).
+        betas
+            (B, K) or (K,) shape coefficients, or None.
+        log_beta_scales, betas_trans
+            (B, J, 3) or (J, 3) or None.
+        trans
+            (B, 3) world translation, or None.
+        mesh_scale
+            (B,) or (1,) or scalar tensor, global scale about the root; None = 1.
+
+        Returns
+        -------
+        (B, J, 3) keypoints in world units: ``(x - x_root) * mesh_scale + trans``.
+        """
+        B = rotmats.shape[0]
+        if self.static:
+            _, joints = self.forward_kinematics(rotmats, self.rest_joints, log_beta_scales, betas_trans)
+        else:
+            verts = self._v_template.unsqueeze(0).expand(B, -1, -1)
+            if betas is not None and self._shapedirs is not None:
+                betas = betas.expand(B, -1) if betas.dim() == 2 else betas.unsqueeze(0).expand(B, -1)
+                verts = verts + torch.einsum("sck,bk->bsc", self._shapedirs, betas)
+            rest = self._reg @ verts  # (B, J, 3)
+            A, pos = self.forward_kinematics(rotmats, rest, log_beta_scales, betas_trans)
+            t = pos - torch.einsum("bjik,bjk->bji", A, rest)  # skinning translation of each joint
+            T_A = (self._skin @ A.reshape(B, self.n_joints, 9)).reshape(B, -1, 3, 3)
+            T_t = self._skin @ t
+            posed = torch.einsum("bsik,bsk->bsi", T_A, verts) + T_t  # (batched tiny matmuls are slow on CPU)
+            joints = self._reg @ posed
+        joints = joints - joints[:, :1]
+        if mesh_scale is not None:
+            joints = joints * mesh_scale.reshape(-1, 1, 1)
+        if trans is not None:
+            joints = joints + trans.reshape(-1, 1, 3)
+        return joints
