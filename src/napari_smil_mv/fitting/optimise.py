@@ -178,6 +178,7 @@ def fit_iter(
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float32,
     cancel: CancelFlag = None,
+    num_threads: int | None = None,
 ) -> Iterator[FitEvent]:
     """Fit the body model to the data, yielding progress events.
 
@@ -198,6 +199,10 @@ def fit_iter(
     cancel
         A ``threading.Event`` or a callable returning True to stop; the final event then carries the result
         of the last iterate with ``cancelled=True``.
+    num_threads
+        Torch intra-op threads during the fit (process-wide setting, restored afterwards). None: on CPU, 1 thread
+        for clips of up to 50 000 frame·joints (the fit's many small operations run fastest, and are not slowed by
+        other processes, on one thread), otherwise torch's current setting. 0 leaves the setting alone.
 
     Yields
     ------
@@ -205,6 +210,29 @@ def fit_iter(
         ``init``, then every ``config.report_every`` iterations and at each stage end, and finally ``done``
         whose ``result`` is the :class:`FitResult`.
     """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    previous = torch.get_num_threads()
+    threads = num_threads
+    if threads is None:
+        threads = 1 if device.type == "cpu" and data.n_frames * data.n_joints <= 50_000 else 0
+    if threads and threads != previous:
+        torch.set_num_threads(int(threads))
+    try:
+        yield from _fit_iter(model, data, config, init_params, device, dtype, cancel)
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def _fit_iter(
+    model: SMILModelData | str | None,
+    data: FitData,
+    config: FitConfig | None,
+    init_params: Mapping[str, Any] | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    cancel: CancelFlag,
+) -> Iterator[FitEvent]:
     t0 = time.perf_counter()
     config = config or FitConfig()
     model = _as_model_data(model)
@@ -220,7 +248,6 @@ def fit_iter(
             "joint order"
         )
     init_params = check_init_params(init_params)
-    device = torch.device(device) if device is not None else torch.device("cpu")
     problem = Problem(model, data, config, device, dtype)
     params, info, reports, cw = _initialise(problem, model, data, config, init_params)
     n_stages = len(config.stages)
@@ -392,10 +419,11 @@ def fit(
     dtype: torch.dtype = torch.float32,
     cancel: CancelFlag = None,
     progress: Callable[[FitEvent], None] | None = None,
+    num_threads: int | None = None,
 ) -> FitResult:
     """Run :func:`fit_iter` to the end and return its :class:`FitResult` (``progress`` sees every event)."""
     result = None
-    for event in fit_iter(model, data, config, init_params, device, dtype, cancel):
+    for event in fit_iter(model, data, config, init_params, device, dtype, cancel, num_threads):
         if progress is not None:
             progress(event)
         result = event.result

@@ -70,6 +70,60 @@ class FitResult:
         err = err[np.isfinite(err)]
         return float(np.median(err)) if err.size else float("nan")
 
+    def to_results(self, data, model, producer: str = "napari-smil-mv fit", provenance: dict | None = None):
+        """Package as a :class:`napari_smil_mv.results.Results` (for ``write_results`` and the exports).
+
+        Parameters
+        ----------
+        data
+            The :class:`FitData` that was fitted (cameras, observations, videos, data node names).
+        model
+            The :class:`napari_smil_mv.body.SMILModelData` that was fitted.
+        producer
+            What produced the results (stored in the provenance).
+        provenance
+            Extra JSON-compatible provenance entries (e.g. the command line, the session path).
+        """
+        from napari_smil_mv.results import Results
+
+        T = self.poses.shape[0]
+        prov = {
+            "producer": producer,
+            "config": self.config.to_dict(),
+            "loss_terms": self.loss_terms,
+            "cameras": [c.to_dict() for c in self.cameras],
+            "init": self.init,
+            "elapsed_s": self.elapsed_s,
+            "cancelled": self.cancelled,
+        }
+        prov.update(data.metadata)
+        prov.update(provenance or {})
+        return Results(
+            poses=self.poses,
+            betas=np.broadcast_to(self.betas, (T, self.betas.shape[-1])).copy(),
+            trans=self.trans,
+            mesh_scale=self.mesh_scale,
+            log_beta_scales=self.log_beta_scales,
+            betas_trans=self.betas_trans,
+            joints_3d=self.joints_3d,
+            frame_indices=self.frame_indices,
+            cameras=data.cameras,
+            projections_2d=self.projections_2d,
+            reprojection_error=self.reprojection_error,
+            joint_names=self.joint_names,
+            model_sha256=model.sha256,
+            model_source=model.source,
+            units=self.units,
+            observed_2d=data.keypoints_2d,
+            observed_weights=data.weights,
+            data_names=data.data_names,
+            camera_used=np.array([c.used for c in self.cameras]),
+            videos=data.videos,
+            parents=np.asarray(model.parents),
+            fps=data.fps,
+            provenance=prov,
+        )
+
     def summary(self) -> str:
         """Multi-line human-readable summary (per camera verdicts included)."""
         T, J = self.joints_3d.shape[:2]
