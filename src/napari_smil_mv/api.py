@@ -1,0 +1,57 @@
+"""Scripting API for sessions in napari (also available as ``smil`` in napari's console once the Session
+widget is open).
+
+Example::
+
+    import napari
+    from napari_smil_mv import api
+
+    viewer = napari.Viewer()
+    session = api.load_session(viewer, "minimal_session")   # 4 layers per camera + 4 world layers, grid layout
+    api.set_layout(viewer, "world")                         # 3D: 3D keypoints, skeleton, camera frustums
+    api.set_frame(viewer, 60)
+    api.session_of(viewer.layers[0]) is session             # the Session behind any of its layers
+
+Functions taking a viewer import napari only when called; importing this module does not import Qt.
+Layer roles, axes and metadata are described in ``docs/sessions.md`` (section "napari").
+"""
+
+from napari_smil_mv.napari.layers import CAMERA_ROLES, LAYERS_PER_CAMERA, session_layer_data
+from napari_smil_mv.napari.registry import forget_session, get_session, register_session, registered_sessions
+from napari_smil_mv.napari.scripting import (
+    LAYOUTS,
+    add_layer_data,
+    fit_view,
+    frame_axis,
+    layout_of,
+    load_session,
+    session_layers,
+    session_of,
+    set_frame,
+    set_layout,
+    show_session,
+)
+from napari_smil_mv.napari.world_layers import WORLD_AXES, WORLD_ROLES
+
+__all__ = [
+    "CAMERA_ROLES",
+    "LAYERS_PER_CAMERA",
+    "LAYOUTS",
+    "WORLD_AXES",
+    "WORLD_ROLES",
+    "add_layer_data",
+    "fit_view",
+    "forget_session",
+    "frame_axis",
+    "get_session",
+    "layout_of",
+    "load_session",
+    "register_session",
+    "registered_sessions",
+    "session_layer_data",
+    "session_layers",
+    "session_of",
+    "set_frame",
+    "set_layout",
+    "show_session",
+]

@@ -1,0 +1,101 @@
+"""Array-like view of a session video for napari's Image layer: decodes only the frames napari asks for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_smil_mv.sessions import LazyVideo
+
+
+class VideoArray:
+    """Array-like view of a :class:`LazyVideo` for napari's Image layer; decodes only the frames asked for.
+
+    Parameters
+    ----------
+    video
+        The camera's lazy video, ``(T, H, W, C)`` uint8.
+    frames
+        Video frame indices to expose (default all); napari index ``i`` shows video frame ``frames[i]``.
+        Frames beyond the end of the video are black.
+    cache_size
+        Number of decoded frames kept (napari slices the same frame more than once: thumbnail, refresh).
+
+    Notes
+    -----
+    ``shape`` is ``(len(frames), H, W)`` for grayscale and ``(len(frames), H, W, 3)`` for colour (``rgb``).
+    ``np.asarray(VideoArray)`` raises instead of decoding the whole video.
+    """
+
+    def __init__(self, video: LazyVideo, frames: range | None = None, cache_size: int = 4) -> None:
+        self.video = video
+        n, h, w, c = video.shape
+        self.frames = frames if frames is not None else range(n)
+        self._n_video = n
+        self.rgb = c in (3, 4)
+        self._channels = c
+        self.shape = (len(self.frames), h, w, c) if self.rgb else (len(self.frames), h, w)
+        self.dtype = np.dtype(np.uint8)
+        self._cache: dict[int, np.ndarray] = {}
+        self._cache_size = int(cache_size)
+        self.n_decoded = 0  # frames decoded so far (for tests and benchmarks)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def frame(self, i: int) -> np.ndarray:
+        """Image ``i`` of the selection: ``(H, W)`` or ``(H, W, 3)`` uint8."""
+        n = len(self.frames)
+        i = int(i) + (n if int(i) < 0 else 0)
+        if not 0 <= i < n:
+            raise IndexError(f"frame {i} out of range 0..{n - 1} of camera {self.video.name!r}")
+        vf = self.frames[i]
+        img = self._cache.get(vf)
+        if img is None:
+            if 0 <= vf < self._n_video:
+                img = self.video.frame(vf)
+                self.n_decoded += 1
+            else:
+                img = np.zeros(self.video.shape[1:], dtype=np.uint8)
+            img = img if self.rgb else img[..., 0]
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[vf] = img
+        return img
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rest: tuple = ()
+        if isinstance(key, tuple):
+            key, rest = (key[0], key[1:]) if key else (slice(None), ())
+        if key is Ellipsis:
+            key, rest = slice(None), (Ellipsis, *rest)
+        if isinstance(key, (int, np.integer)):
+            out = self.frame(int(key))
+            return out[rest] if rest else out
+        if isinstance(key, slice):
+            idx = list(range(*key.indices(len(self))))
+        else:
+            idx = [int(i) for i in np.asarray(key).reshape(-1)]
+        if len(idx) > 16:
+            raise ValueError(
+                f"refusing to decode {len(idx)} frames of camera {self.video.name!r} at once; index fewer frames"
+            )
+        stack = np.stack([self.frame(i) for i in idx]) if idx else np.zeros((0, *self.shape[1:]), np.uint8)
+        return stack[(slice(None), *rest)] if rest else stack
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        raise TypeError(
+            f"refusing to decode the whole video of camera {self.video.name!r}; index single frames instead"
+        )
+
+    def __repr__(self) -> str:
+        return f"VideoArray(camera={self.video.name!r}, shape={self.shape}, rgb={self.rgb})"
