@@ -183,3 +183,28 @@ def test_device_argument(device):
     cfg = FitConfig(stages=[StageConfig("global", 5, ("global_orient", "trans", "mesh_scale"))])
     result = fit(clip.model, clip.data, cfg, device=device)
     assert isinstance(result.joints_3d, np.ndarray) and np.isfinite(result.joints_3d).all()
+
+
+def test_metres_and_another_world_orientation():
+    """Same clip in metres, upside-down-ish world frame: the similarity initialisation handles both."""
+    clip = synthetic_clip(
+        n_frames=5, world_scale=0.04, offset=(0.1, -0.05, 0.02), units="m", world_rotation=(2.0, 0.5, -1.0)
+    )
+    result = fit(clip.model, clip.data)
+    err3d = np.linalg.norm(result.joints_3d - clip.joints, axis=-1)
+    assert np.median(err3d) < 0.01 * clip.body_length and result.reprojection_median() < 0.5
+    assert np.median(result.mesh_scale) == pytest.approx(0.04, rel=0.1) and result.units == "m"
+
+
+def test_noise_and_gross_outliers(clip):
+    """1 px noise plus 5 % of the keypoints thrown up to 150 px away: the robust loss ignores the outliers."""
+    rng = np.random.default_rng(0)
+    kp = clip.data.keypoints_2d + rng.normal(scale=1.0, size=clip.data.keypoints_2d.shape)
+    outliers = rng.random(kp.shape[:-1]) < 0.05
+    kp[outliers] += rng.uniform(-150, 150, size=(outliers.sum(), 2))
+    data = FitData(kp, np.ones(kp.shape[:-1]), clip.data.cameras, units="mm")
+    result = fit(clip.model, data)
+    err3d = np.linalg.norm(result.joints_3d - clip.joints, axis=-1)
+    assert np.median(err3d) < 0.01 * clip.body_length
+    clean = np.linalg.norm(result.projections_2d - clip.data.keypoints_2d, axis=-1)
+    assert np.median(clean) < 1.0  # closer to the true keypoints than the noise
