@@ -80,6 +80,19 @@ def test_matches_naive_dense_implementation(tiny, tiny_static, static, propagate
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
+def test_pose_blend_shapes_match_naive_implementation():
+    d = tiny_model_dict()
+    d["posedirs"] = 0.02 * np.random.default_rng(3).standard_normal((30, 3, 9 * 4))
+    data = smil_model_from_dict(d, source="tiny-posedirs")
+    p = random_params(5, 3, batch=2, seed=5)
+    out = _call(SMILModel(data, dtype=torch.float64), p)
+    ref = _call(NaiveSMIL(data, dtype=torch.float64), p)
+    torch.testing.assert_close(out.vertices, ref[0], atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(out.joints, ref[1], atol=1e-10, rtol=1e-10)
+    without = _call(SMILModel(smil_model_from_dict(tiny_model_dict(), source="tiny"), dtype=torch.float64), p)
+    assert not torch.allclose(out.vertices, without.vertices)
+
+
 def test_static_model_joints_ignore_shape_and_equal_fk(tiny_static):
     model = SMILModel(tiny_static, dtype=torch.float64)
     pose = torch.zeros(2, 5, 3, dtype=torch.float64)
@@ -207,6 +220,22 @@ def test_gradcheck_all_inputs(tiny, tiny_static, static, propagate):
 
         x = p[name].clone().requires_grad_(True)
         assert torch.autograd.gradcheck(f, (x,), eps=1e-6, atol=1e-6), name
+
+
+def test_vertex_blocks_give_identical_values_and_gradients(tiny):
+    p = {k: torch.as_tensor(v) for k, v in random_params(5, 3, batch=3, seed=2).items()}
+    results = []
+    for block_bytes, min_vertices in ((1 << 40, 32), (1, 4)):
+        model = SMILModel(tiny, dtype=torch.float64)
+        model.block_bytes, model.min_block_vertices = block_bytes, min_vertices
+        inputs = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+        out = model(**inputs)
+        (out.vertices.square().sum() + out.joints.sum()).backward()
+        results.append((out.vertices.detach(), [inputs[k].grad for k in p]))
+        assert len(model._block_cache[next(iter(model._block_cache))]) == (1 if block_bytes > 1 else 4)
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_gradcheck_6d_pose_and_pca(tiny):

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from napari_smil_mv.body._sparse_ops import blend_skinning, sparse_mm
+from napari_smil_mv.body._sparse_ops import blend_skinning, skinning_blocks, sparse_mm
 from napari_smil_mv.body.model_file import SMILModelData
 from napari_smil_mv.body.rotations import axis_angle_to_matrix, rotation_6d_to_matrix
 
@@ -41,7 +41,7 @@ class SMILOutput:
     joints : torch.Tensor
         ``(B, J, 3)`` placed keypoints (regressed from the posed mesh, or the FK joints for static models).
     vertices_unplaced : torch.Tensor
-        ``(B, V, 3)`` posed vertices before placement.
+        ``(B, V, 3)`` posed vertices before placement (a non-contiguous view of a batch-last array).
     joints_unplaced : torch.Tensor
         ``(B, J, 3)`` keypoints before placement.
     fk_joints : torch.Tensor
@@ -97,6 +97,12 @@ class SMILModel(nn.Module):
 
     def __init__(self, data: SMILModelData, dtype: torch.dtype = torch.float32, device=None) -> None:
         super().__init__()
+        #: Target size in bytes of the per-block skinning temporaries on CPU (cache-sized) and on GPUs.
+        self.block_bytes = 1 << 20
+        self.block_bytes_gpu = 1 << 30
+        #: Largest number of vertex blocks, and fewest vertices per block.
+        self.max_blocks = 256
+        self.min_block_vertices = 32
         self.data = data
         self.n_vertices = data.n_vertices
         self.n_joints = data.n_joints
@@ -135,7 +141,8 @@ class SMILModel(nn.Module):
         self.has_posedirs = data.posedirs is not None
         if self.has_posedirs:
             buf("posedirs_flat", data.posedirs.reshape(3 * V, -1))
-        self._register_csr("skin", sp.csr_matrix(data.weights), dtype, device)
+        self._skin_weights = sp.csr_matrix(data.weights, dtype=np.float64)
+        self._block_cache: dict[tuple, list] = {}
         self._register_csr("regressor", regressor, dtype, device)
         self.has_scaledirs = data.scaledirs is not None
         self.has_transdirs = data.transdirs is not None
@@ -191,6 +198,19 @@ class SMILModel(nn.Module):
             ),
         )
 
+    def _skinning_blocks(self, batch: int) -> list:
+        """Vertex blocks for skinning: about ``block_bytes`` of temporaries each (one block on GPUs)."""
+        target = self.block_bytes if self.device.type == "cpu" else self.block_bytes_gpu
+        itemsize = torch.finfo(self.dtype).bits // 8
+        need = self.n_vertices * 12 * batch * itemsize / target
+        n_blocks, most = 1, max(1, min(self.max_blocks, self.n_vertices // self.min_block_vertices))
+        while n_blocks < need and n_blocks * 2 <= most:
+            n_blocks *= 2
+        key = (n_blocks, self.device, self.dtype)
+        if key not in self._block_cache:
+            self._block_cache[key] = skinning_blocks(self._skin_weights, n_blocks, self.dtype, self.device)
+        return self._block_cache[key]
+
     # ------------------------------------------------------------------------------------------ properties
 
     @property
@@ -244,11 +264,10 @@ class SMILModel(nn.Module):
 
     def _shaped_vertices(self, betas: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Shaped vertices in batch-last layout ``(V, 3, B)``."""
-        base = self.v_template.unsqueeze(-1)
         if betas is None or self.n_betas == 0:
-            return base.expand(-1, -1, batch)
-        blend = (self.shapedirs_flat @ betas.transpose(0, 1)).view(self.n_vertices, 3, batch)
-        return base + blend
+            return self.v_template.unsqueeze(-1).expand(-1, -1, batch)
+        flat = torch.addmm(self.v_template.reshape(-1, 1), self.shapedirs_flat, betas.transpose(0, 1))
+        return flat.view(self.n_vertices, 3, batch)
 
     def _kinematics(self, rotations, rest, log_scales, offsets, propagate: bool) -> torch.Tensor:
         """World joint transforms ``(B, J, 3, 4)`` (before placement)."""
@@ -335,7 +354,8 @@ class SMILModel(nn.Module):
         if self.has_posedirs:
             eye = torch.eye(3, dtype=self.dtype, device=self.device)
             feature = (rotations[:, 1:] - eye).reshape(batch, -1)
-            shaped = shaped + (self.posedirs_flat @ feature.transpose(0, 1)).view(V, 3, batch)
+            shaped = torch.addmm(shaped.reshape(3 * V, batch), self.posedirs_flat, feature.transpose(0, 1))
+            shaped = shaped.view(V, 3, batch)
 
         world = self._kinematics(rotations, rest, scales_t, offsets_t, propagate_scaling)  # (B, J, 3, 4)
         linear = world[..., :3]
@@ -345,9 +365,8 @@ class SMILModel(nn.Module):
         )
 
         # Linear blend skinning in batch-last layout: T_v = sum_j w_vj A_j, v' = T_v [v; 1].
-        skin_s, skin_t = self._csr_parts("skin")
         per_joint = skinning.reshape(batch, J, 12).permute(1, 2, 0).reshape(J, 12 * batch)
-        posed = blend_skinning(per_joint, shaped.contiguous(), skin_s, skin_t)  # (V, 3, B)
+        posed = blend_skinning(per_joint, shaped, self._skinning_blocks(batch))  # (V, 3, B)
 
         if self.static_joint_locs:
             joints_unplaced = fk_unplaced
@@ -361,20 +380,24 @@ class SMILModel(nn.Module):
         scale = None if mesh_scale is None else self._mesh_scale(mesh_scale, batch)
         trans_t = None if trans is None else self._tensor(trans, "trans", (3,), batch)
 
-        def place(points: torch.Tensor) -> torch.Tensor:  # points (B, N, 3)
-            out = points - root[:, None]
-            if scale is not None:
-                out = out * scale[:, None, None]
-            if trans_t is not None:
-                out = out + trans_t[:, None]
-            return out
+        # Placement (x - root) * s + t, computed as x * s + (t - root * s): one pass over the vertices.
+        shift = -root if scale is None else -root * scale[:, None]
+        if trans_t is not None:
+            shift = shift + trans_t
 
-        vertices_unplaced = posed.permute(2, 0, 1)
-        vertices = place(vertices_unplaced).contiguous()
+        def place(points: torch.Tensor) -> torch.Tensor:  # points (B, N, 3)
+            if scale is None:
+                return points + shift[:, None]
+            return torch.addcmul(shift[:, None], points, scale[:, None, None])
+
+        if scale is None:
+            placed = posed + shift.transpose(0, 1)
+        else:
+            placed = torch.addcmul(shift.transpose(0, 1), posed, scale)
         return SMILOutput(
-            vertices=vertices,
+            vertices=placed.permute(2, 0, 1).contiguous(),
             joints=place(joints_unplaced),
-            vertices_unplaced=vertices_unplaced.contiguous(),
+            vertices_unplaced=posed.permute(2, 0, 1),
             joints_unplaced=joints_unplaced.contiguous(),
             fk_joints=place(fk_unplaced),
             joint_transforms=world,

@@ -30,11 +30,10 @@ class NaiveSMIL(torch.nn.Module):
         self.register_buffer("weights", torch.as_tensor(data.weights, **kw))
         self.register_buffer("J_regressor", torch.as_tensor(data.J_regressor.toarray(), **kw))
         self.register_buffer("J", torch.as_tensor(data.J, **kw))
-        self.posedirs = None
+        posedirs = None
         if data.posedirs is not None:
-            self.register_buffer(
-                "posedirs", torch.as_tensor(data.posedirs.reshape(-1, data.posedirs.shape[2]).T.copy(), **kw)
-            )
+            posedirs = torch.as_tensor(data.posedirs.reshape(-1, data.posedirs.shape[2]).T.copy(), **kw)
+        self.register_buffer("posedirs", posedirs)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -52,9 +51,13 @@ class NaiveSMIL(torch.nn.Module):
         propagate_scaling: bool = True,
     ):
         """Return ``(vertices, joints, vertices_unplaced, joints_unplaced)``, each batch first."""
-        R = as_rotation_matrices(torch.as_tensor(pose, dtype=self.v_template.dtype))
+        kw = {"dtype": self.v_template.dtype, "device": self.v_template.device}
+        R = as_rotation_matrices(torch.as_tensor(pose, **kw))
         B, J = R.shape[0], R.shape[1]
         V = self.v_template.shape[0]
+        betas, log_beta_scales, betas_trans = (
+            None if x is None else torch.as_tensor(x, **kw) for x in (betas, log_beta_scales, betas_trans)
+        )
         v = self.v_template.expand(B, V, 3)
         if betas is not None and self.shapedirs.shape[0] > 0:
             v = v + (betas @ self.shapedirs).view(B, V, 3)
@@ -63,16 +66,16 @@ class NaiveSMIL(torch.nn.Module):
         else:
             rest = torch.einsum("jv,bvc->bjc", self.J_regressor, v)
         if self.posedirs is not None:
-            feature = (R[:, 1:] - torch.eye(3, dtype=R.dtype)).reshape(B, -1)
+            feature = (R[:, 1:] - torch.eye(3, **kw)).reshape(B, -1)
             v = v + (feature @ self.posedirs).view(B, V, 3)
-        eye = torch.eye(3, dtype=R.dtype).expand(B, 3, 3)
+        eye = torch.eye(3, **kw).expand(B, 3, 3)
         S = (
             [eye] * J
             if log_beta_scales is None
             else list(torch.diag_embed(torch.exp(log_beta_scales)).unbind(1))
         )
-        flip = torch.tensor([1.0, -1.0, 1.0], dtype=R.dtype)
-        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=R.dtype).expand(B, 1, 4)
+        flip = torch.tensor([1.0, -1.0, 1.0], **kw)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], **kw).expand(B, 1, 4)
 
         def homogeneous(rot, t):
             return torch.cat([torch.cat([rot, t[:, :, None]], dim=2), bottom], dim=1)
@@ -87,14 +90,14 @@ class NaiveSMIL(torch.nn.Module):
             G.append(G[p] @ homogeneous(local, offset))
         G = torch.stack(G, dim=1)  # (B, J, 4, 4)
         fk = G[:, :, :3, 3]
-        rest_h = torch.cat([rest, torch.zeros(B, J, 1, dtype=R.dtype)], dim=2)[..., None]
+        rest_h = torch.cat([rest, torch.zeros(B, J, 1, **kw)], dim=2)[..., None]
         A = G - torch.nn.functional.pad(G @ rest_h, (3, 0))
         T = torch.einsum("vj,bjkl->bvkl", self.weights, A)
-        v_h = torch.cat([v, torch.ones(B, V, 1, dtype=R.dtype)], dim=2)
+        v_h = torch.cat([v, torch.ones(B, V, 1, **kw)], dim=2)
         verts = (T @ v_h[..., None])[:, :, :3, 0]
         joints = fk if self.data.static_joint_locs else torch.einsum("jv,bvc->bjc", self.J_regressor, verts)
         root = joints[:, :1]
-        scale = torch.ones(B, dtype=R.dtype) if mesh_scale is None else torch.as_tensor(mesh_scale).reshape(B)
-        shift = torch.zeros(B, 3, dtype=R.dtype) if trans is None else trans
+        scale = torch.ones(B, **kw) if mesh_scale is None else torch.as_tensor(mesh_scale, **kw).reshape(B)
+        shift = torch.zeros(B, 3, **kw) if trans is None else torch.as_tensor(trans, **kw)
         place = lambda x: (x - root) * scale[:, None, None] + shift[:, None]  # noqa: E731
         return place(verts), place(joints), verts, joints

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``model-info``; returns the exit code."""
     from napari_smil_mv.body.model_file import load_smil_model
 
-    data = load_smil_model(None if args.model == "demo" else args.model)
+    data = load_smil_model(None if args.model == "demo" and not Path(args.model).exists() else args.model)
     info = model_summary(data)
     if args.json:
         print(json.dumps(info, indent=2))
