@@ -1,0 +1,433 @@
+"""Preprocess sessions into the multi-view HDF5 dataset, as a generator of progress events.
+
+Each video is decoded once, front to back (one decoder thread per camera); undistortion, crop/resize and JPEG
+encoding run in a thread pool while decoding goes on; samples are written in chunks into ``<output>.partial``
+with a resume journal (see :mod:`napari_smil_mv.dataset.writer`). The CLI (``napari-smil-mv preprocess``) and the
+napari widget consume the same generator.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from napari_smil_mv.dataset import schema
+from napari_smil_mv.dataset.crops import ViewRenderer, crop_box_for, crop_matrix, crop_points
+from napari_smil_mv.dataset.frames import PrefetchReader
+from napari_smil_mv.dataset.inputs import resolve_inputs
+from napari_smil_mv.dataset.plan import (
+    PreprocessOptions,
+    SampleSpec,
+    SessionPlan,
+    filter_3d_outliers,
+    fingerprint,
+    plan_session,
+)
+from napari_smil_mv.dataset.schema import AUXILIARY, KEYPOINTS, PARAMETERS
+from napari_smil_mv.dataset.writer import N_DIST, DatasetWriter, Layout
+from napari_smil_mv.utils.atomic import check_can_write
+
+
+@dataclass(frozen=True)
+class PreprocessEvent:
+    """One progress report.
+
+    Attributes
+    ----------
+    stage
+        ``"load"``, ``"plan"``, ``"resume"``, ``"progress"``, ``"done"`` or ``"cancelled"``.
+    message
+        Human-readable text.
+    done, total
+        Samples settled (written or dropped) so far and planned in all.
+    stats
+        Counters (views kept/dropped and why, ...); on ``"done"`` the final summary.
+    output
+        The dataset path (final on ``"done"``, the partial file on ``"cancelled"``).
+    """
+
+    stage: str
+    message: str
+    done: int = 0
+    total: int = 0
+    stats: dict = field(default_factory=dict)
+    output: Path | None = None
+
+    @property
+    def progress(self) -> float:
+        """Fraction done in 0..1."""
+        return self.done / self.total if self.total else (1.0 if self.stage == "done" else 0.0)
+
+
+def _encode(renderer: ViewRenderer, frame: np.ndarray, box, quality: int) -> bytes:
+    img = renderer.render(frame, box)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError(f"camera {renderer.camera.name!r}: JPEG encoding failed")
+    return buf.tobytes()
+
+
+class _SampleBuilder:
+    """Fills the per-sample arrays of one session's samples (everything except the JPEG bytes)."""
+
+    def __init__(self, plan: SessionPlan, layout: Layout, order: list[str], options, factor: float) -> None:
+        self.plan, self.layout, self.options = plan, layout, options
+        self.index = {c: i for i, c in enumerate(order)}
+        self.factor = factor
+        s = plan.session
+        self.points3d = None
+        if options.load_3d:
+            if s.points3d is None and options.triangulate_missing_3d:
+                s.ensure_points3d()
+            self.points3d = s.points3d
+        self.mapped = np.flatnonzero(plan.node_map >= 0)
+        self.nodes = plan.node_map[self.mapped]
+
+    def build(self, spec: SampleSpec, cameras: list[str], stats: Counter) -> tuple[dict, list]:
+        """Record for ``spec`` restricted to ``cameras``, and the crop box of each view."""
+        size, opt, plan = self.options.image_size, self.options, self.plan
+        rec = self.layout.empty_record()
+        j = self.layout.n_joints
+        kp3d = np.zeros((j, 3))
+        valid3d = np.zeros(j, dtype=bool)
+        if self.points3d is not None:
+            raw = np.full((j, 3), np.nan)
+            raw[self.mapped] = self.points3d[spec.row, spec.animal, self.nodes] * self.factor
+            mapped_ok = np.zeros(j, dtype=bool)
+            mapped_ok[self.mapped] = True
+            valid3d = filter_3d_outliers(raw, opt.outlier_std) & mapped_ok
+            present = mapped_ok & np.all(np.isfinite(raw), axis=-1) & np.any(raw != 0, axis=-1)
+            n_out = int((present & ~valid3d).sum())
+            if n_out:
+                stats["total_outlier_keypoints_filtered"] += n_out
+                stats["samples_with_outliers_filtered"] += 1
+            kp3d[valid3d] = raw[valid3d]
+        outlier = np.zeros(j, dtype=bool)
+        if self.points3d is not None:
+            outlier[self.mapped] = ~valid3d[self.mapped] & np.all(
+                np.isfinite(self.points3d[spec.row, spec.animal, self.nodes]), axis=-1
+            )
+        boxes = []
+        for v, cam_name in enumerate(cameras):
+            cam = plan.session.views[cam_name].camera
+            pts = plan.keypoints[cam_name][spec.row, spec.animal]  # (N, 2) undistorted px, NaN = not visible
+            box = crop_box_for(opt.crop_mode, cam.size, pts, opt.bbox_scale, opt.bbox_min_size)
+            boxes.append(box)
+            crop = crop_points(pts, box, size)
+            kp = np.full((j, 2), np.nan)
+            kp[self.mapped] = crop[self.nodes]
+            vis = np.all(np.isfinite(kp), axis=-1)
+            inside = vis & np.all((kp >= -0.5) & (kp <= size - 0.5), axis=-1)
+            stats["keypoints_outside_crop"] += int((vis & ~inside).sum())
+            vis = inside & ~outlier
+            norm = np.zeros((j, 2), dtype=np.float32)
+            norm[vis] = (kp[vis][:, ::-1] / size).astype(np.float32)
+            rec[f"{KEYPOINTS}/keypoints_2d"][v] = norm
+            rec[f"{KEYPOINTS}/keypoint_visibility"][v] = vis
+            rec[f"{KEYPOINTS}/view_valid"][v] = True
+            rec[f"{schema.IMAGES}/view_mask"][v] = True
+            rec[f"{KEYPOINTS}/camera_indices"][v] = self.index[cam_name]
+            rec[f"{KEYPOINTS}/camera_intrinsics"][v] = crop_matrix(cam.matrix, box, size)
+            rec[f"{KEYPOINTS}/camera_extrinsics_R"][v] = cam.R
+            rec[f"{KEYPOINTS}/camera_extrinsics_t"][v] = cam.tvec * self.factor
+            rec[f"{KEYPOINTS}/image_sizes"][v] = (size, size)
+            rec[f"{KEYPOINTS}/crop_box"][v] = box
+            rec[f"{KEYPOINTS}/original_intrinsics"][v] = cam.matrix
+            rec[f"{KEYPOINTS}/distortion_coefficients"][v, : min(N_DIST, cam.dist.size)] = cam.dist[:N_DIST]
+            rec[f"{KEYPOINTS}/fisheye"][v] = cam.fisheye
+            rec[f"{KEYPOINTS}/original_image_sizes"][v] = cam.size
+            if opt.undistort and cam.has_distortion:
+                stats["views_undistorted"] += 1
+        rec[f"{KEYPOINTS}/keypoints_3d"][:] = kp3d
+        rec[f"{KEYPOINTS}/keypoints_3d_valid"][:] = valid3d
+        if plan.betas is not None:
+            rec[f"{PARAMETERS}/betas"][: len(plan.betas)] = plan.betas[: self.layout.n_betas]
+        rec[f"{AUXILIARY}/session_name"] = spec.session
+        rec[f"{AUXILIARY}/frame_idx"] = spec.frame
+        rec[f"{AUXILIARY}/num_views"] = len(cameras)
+        rec[f"{AUXILIARY}/has_ground_truth_betas"] = plan.betas is not None
+        rec[f"{AUXILIARY}/has_3d_data"] = bool(valid3d.any())
+        rec[f"{AUXILIARY}/camera_names"] = ",".join(cameras)
+        rec[f"{AUXILIARY}/animal"] = spec.animal_name
+        stats["samples_with_3d_data"] += int(valid3d.any())
+        return rec, boxes
+
+
+def format_summary(stats: dict) -> str:
+    """Readable multi-line summary of a run's counters (views kept/dropped and why)."""
+    g = stats.get
+    lines = [
+        f"samples written: {g('processed_samples', 0)} of {g('total_multiview_samples', 0)} planned "
+        f"(dropped, fewer than min_views readable views: {g('skipped_insufficient_views', 0)})",
+        f"frames with labels: {g('frames_with_labels', 0)}; below min_views: {g('frames_below_min_views', 0)}; "
+        f"left out by frame_skip: {g('frames_dropped_frame_skip', 0)}; by max_frames: "
+        f"{g('frames_dropped_max_frames', 0)}",
+        f"views: {g('total_views_included', 0)} stored of {g('total_potential_views', 0)} labelled; dropped: "
+        f"too few mapped keypoints {g('views_missing_annotations', 0)}, no video "
+        f"{g('views_excluded_no_video_capture', 0)}, frame unreadable {g('views_excluded_video_read_failed', 0)}",
+        f"3D: samples with 3D {g('samples_with_3d_data', 0)}; outlier joints removed "
+        f"{g('total_outlier_keypoints_filtered', 0)} in {g('samples_with_outliers_filtered', 0)} samples",
+        f"keypoints outside their crop (made invisible): {g('keypoints_outside_crop', 0)}",
+    ]
+    return "\n".join(lines)
+
+
+def iter_preprocess(
+    sessions,
+    output: str | Path,
+    model=None,
+    joint_map=None,
+    shape_betas=None,
+    options: PreprocessOptions | None = None,
+    *,
+    units: str | None = None,
+    overwrite: bool = False,
+    restart: bool = False,
+    cancel: threading.Event | None = None,
+) -> Iterator[PreprocessEvent]:
+    """Preprocess sessions into a multi-view HDF5 dataset, yielding :class:`PreprocessEvent` s.
+
+    Parameters
+    ----------
+    sessions
+        Session path(s), directories of sessions, :class:`~napari_smil_mv.sessions.Session` or
+        :class:`~napari_smil_mv.sessions.SessionSet` objects.
+    output
+        Dataset file to write (``.h5``; ``*.smilmv-dataset.h5`` is recognised by napari without sniffing).
+    model, joint_map, shape_betas, units
+        See :func:`~napari_smil_mv.dataset.inputs.resolve_inputs`.
+    options
+        :class:`PreprocessOptions` (defaults: 224 px, ``default`` crop, ``min_views=2``).
+    overwrite
+        Replace an existing ``output``.
+    restart
+        Discard an unfinished ``<output>.partial`` instead of resuming it.
+    cancel
+        Set it to stop after the current sample; the partial file is kept for a later resume.
+
+    Raises
+    ------
+    FileExistsError
+        ``output`` exists and ``overwrite`` is False.
+    ValueError, KeyError, FileNotFoundError
+        Bad inputs (messages name the session, camera or file and the fix).
+    """
+    opt = (options or PreprocessOptions()).validate()
+    output = check_can_write(output, overwrite=overwrite)
+    yield PreprocessEvent("load", "loading sessions and the body model")
+    run = resolve_inputs(sessions, model, joint_map, shape_betas, units)
+    joint_names = list(run.model.joint_names)
+    order = sorted({c for s in run.sessions for c in s.camera_names})
+    plan_stats: Counter = Counter()
+    plans = [
+        plan_session(s, run.joint_map, joint_names, opt, run.betas[s.name], plan_stats) for s in run.sessions
+    ]
+    total = sum(len(p.samples) for p in plans)
+    plan_stats["total_multiview_samples"] = total
+    if total == 0:
+        raise ValueError(
+            f"no sample is seen by at least min_views={opt.min_views} cameras with keypoints and a video "
+            f"({format_summary(plan_stats)}); lower min_views or check the joint map and videos"
+        )
+    layout = Layout(
+        max(len(sp.cameras) for p in plans for sp in p.samples), len(joint_names), int(run.model.n_betas)
+    )
+    fp = fingerprint(opt, plans, joint_names, getattr(run.model, "sha256", ""), run.joint_map)
+    writer = DatasetWriter(
+        output, layout, fp, overwrite=overwrite, restart=restart, chunk_rows=max(8, opt.chunk_size)
+    )
+    stats: Counter = Counter(writer.stats_snapshot)
+    yield PreprocessEvent(
+        "plan",
+        f"{len(plans)} session(s), cameras {order}, {total} samples planned "
+        f"({layout.max_views} view slots, {layout.n_joints} joints, joint map: {run.joint_map_source})",
+        0,
+        total,
+        dict(plan_stats),
+    )
+    if writer.resumed:
+        yield PreprocessEvent(
+            "resume",
+            f"resuming {writer.partial.name}: {len(writer.done_keys)} samples done",
+            len(writer.done_keys),
+            total,
+        )
+    done = len(writer.done_keys)
+    pool = ThreadPoolExecutor(max_workers=opt.workers, thread_name_prefix="smilmv-encode")
+    inflight: deque = deque()
+    finished = False
+    t_last = 0.0
+
+    def settle_one() -> None:
+        spec, rec, futures = inflight.popleft()
+        rec["jpeg"] = [f.result() for f in futures] + [b""] * (layout.max_views - len(futures))
+        writer.add(spec.key, rec)
+        stats["processed_samples"] += 1
+        stats["total_views_included"] += len(futures)
+        stats["max_views_written"] = max(stats["max_views_written"], len(futures))
+        if writer.n_pending >= opt.chunk_size:
+            writer.commit(dict(stats))
+
+    try:
+        for plan in plans:
+            todo = [sp for sp in plan.samples if sp.key not in writer.done_keys]
+            if not todo:
+                continue
+            builder = _SampleBuilder(plan, layout, order, opt, run.unit_factor[plan.session.name])
+            views = plan.session.views
+            renderers = {c: ViewRenderer(views[c].camera, opt.image_size, opt.undistort) for c in views}
+            needed = {c: sorted({sp.frame for sp in todo if c in sp.cameras}) for c in views}
+            sources = {c: (views[c].video, fr) for c, fr in needed.items() if fr}
+            current: dict[str, tuple[int, np.ndarray | None]] = {}
+            with PrefetchReader(sources) as reader:
+                for spec in todo:
+                    if cancel is not None and cancel.is_set():
+                        raise _Cancelled
+                    frames = {}
+                    for c in spec.cameras:
+                        while c not in current or current[c][0] < spec.frame:
+                            current[c] = reader.next_frame(c)
+                        frames[c] = current[c][1]
+                    ok = [c for c in spec.cameras if frames[c] is not None]
+                    stats["views_excluded_video_read_failed"] += len(spec.cameras) - len(ok)
+                    if len(ok) < opt.min_views:
+                        stats["skipped_insufficient_views"] += 1
+                        writer.skip(spec.key, "insufficient_views")
+                    else:
+                        rec, boxes = builder.build(spec, ok, stats)
+                        futures = [
+                            pool.submit(_encode, renderers[c], frames[c], b, opt.jpeg_quality)
+                            for c, b in zip(ok, boxes, strict=True)
+                        ]
+                        inflight.append((spec, rec, futures))
+                    while len(inflight) > 4 * opt.workers:
+                        settle_one()
+                    done += 1
+                    now = time.monotonic()
+                    if now - t_last > 0.1 or done == total:
+                        t_last = now
+                        yield PreprocessEvent("progress", f"{spec.session} frame {spec.frame}", done, total)
+                while inflight:
+                    settle_one()
+                writer.commit(dict(stats))
+        summary = dict(plan_stats) | dict(stats)
+        attrs = _metadata(opt, run, order, layout, summary, joint_names)
+        path = writer.finalize(attrs, used_views=stats["max_views_written"])
+        finished = True
+        yield PreprocessEvent("done", f"wrote {path}\n{format_summary(summary)}", total, total, summary, path)
+    except _Cancelled:
+        _drain(inflight, writer, stats)
+        finished = True
+        yield PreprocessEvent(
+            "cancelled",
+            f"cancelled after {len(writer.done_keys)} of {total} samples; run again to resume",
+            len(writer.done_keys),
+            total,
+            dict(stats),
+            writer.partial,
+        )
+    finally:
+        if not finished:
+            _drain(inflight, writer, stats)
+        pool.shutdown(wait=True, cancel_futures=True)
+        writer.close()
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _drain(inflight: deque, writer: DatasetWriter, stats: Counter) -> None:
+    """Journal the samples that are complete, so a resumed run starts after them; never raises."""
+    try:
+        while inflight:
+            spec, rec, futures = inflight.popleft()
+            rec["jpeg"] = [f.result() for f in futures] + [b""] * (writer.layout.max_views - len(futures))
+            writer.add(spec.key, rec)
+            stats["processed_samples"] += 1
+            stats["total_views_included"] += len(futures)
+            stats["max_views_written"] = max(stats["max_views_written"], len(futures))
+        writer.commit(dict(stats))
+    except Exception:
+        inflight.clear()
+
+
+def _metadata(opt: PreprocessOptions, run, order, layout: Layout, summary: dict, joint_names) -> dict:
+    from napari_smil_mv import __version__
+
+    model = run.model
+    attrs = {
+        # the reference tool's attributes
+        "dataset_type": "sleap_multiview",
+        "is_multiview": True,
+        "num_samples": int(summary.get("processed_samples", 0)),
+        "max_views": int(layout.max_views),
+        "n_joints": int(layout.n_joints),
+        "n_pose": int(layout.n_joints - 1),
+        "n_betas": int(layout.n_betas),
+        "target_resolution": int(opt.image_size),
+        "backbone_name": "none",
+        "jpeg_quality": int(opt.jpeg_quality),
+        "crop_mode": opt.crop_mode,
+        "min_views_per_sample": int(opt.min_views),
+        "frame_skip": int(opt.frame_skip),
+        "max_frames_per_session": -1
+        if opt.max_frames_per_session is None
+        else int(opt.max_frames_per_session),
+        "canonical_camera_order": list(order),
+        "has_camera_parameters": True,
+        "has_3d_keypoints": bool(summary.get("samples_with_3d_data", 0) > 0),
+        "load_3d_data": bool(opt.load_3d),
+        "undistort_images": bool(opt.undistort),
+        "used_reprojections": False,
+        "keypoints_3d_joint_order": "smal",
+        "total_sessions": len(run.sessions),
+        "sessions_processed": len(run.sessions),
+        # ours: what the reference tool leaves implicit
+        schema.SCHEMA_ATTR: schema.SCHEMA_VERSION,
+        "writer": f"napari-smil-mv {__version__}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "keypoint_convention": schema.KEYPOINT_CONVENTION,
+        "pixel_convention": schema.PIXEL_CONVENTION,
+        "camera_convention": schema.CAMERA_CONVENTION,
+        "camera_extrinsics_convention": "opencv",
+        "crop_convention": schema.CROP_CONVENTION,
+        "distortion_handling": schema.DISTORTION_HANDLING
+        if opt.undistort
+        else "kept: images and keypoints still distorted; project with original distortion_coefficients",
+        "keypoints_3d_missing": schema.KEYPOINTS_3D_MISSING,
+        "world_units": run.world_units,
+        "world_scale": float(run.world_scale),
+        "world_scale_source": run.world_scale_source,
+        "body_model_source": str(getattr(model, "source", "")),
+        "body_model_sha256": str(getattr(model, "sha256", "")),
+        "joint_names": list(joint_names),
+        "joint_map": [list(p) for p in run.joint_map.pairs],
+        "joint_map_source": run.joint_map_source,
+        "sessions": [
+            {"name": s.name, "path": str(s.path), "units": s.units, "cameras": s.camera_names}
+            for s in run.sessions
+        ],
+        "options": opt.fingerprint_dict(),
+        "summary": {k: int(v) for k, v in summary.items()},
+    }
+    attrs.update({k: int(v) for k, v in summary.items() if k not in attrs})
+    return attrs
+
+
+def preprocess(sessions, output: str | Path, *args, **kwargs) -> dict:
+    """Run :func:`iter_preprocess` to the end; returns the final summary counters (``output`` key: the path)."""
+    last = None
+    for event in iter_preprocess(sessions, output, *args, **kwargs):
+        last = event
+    if last is None or last.stage != "done":
+        raise RuntimeError("preprocessing did not finish")
+    return {**last.stats, "output": str(last.output)}
