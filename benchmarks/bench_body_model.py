@@ -132,9 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
         + f", torch threads {torch.get_num_threads()}, dtype {args.dtype}"
     )
-    print(
-        "times: median of repeats after warm-up, forward + backward of all inputs; shared machines are noisy"
-    )
+    print("times: median (and best) of repeats after warm-up, forward + backward of all inputs.")
+    print("On a loaded machine several torch threads can stall each other: compare with --threads 1.")
     header = f"{'model':<28} {'impl':<6} {'batch':>6} {'fwd+bwd ms':>11} {'samples/s':>11} {'(best ms)':>10}"
     print(header)
     print("-" * len(header))

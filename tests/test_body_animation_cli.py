@@ -153,3 +153,13 @@ def test_cli_model_info_text_and_json(capsys):
     assert info["n_joints"] == 31 and info["static_joint_locs"] is True and info["scaledirs"] is None
     assert info["joints"][4] == {"index": 4, "name": "Ear_L", "parent": 3}
     assert len(info["sha256"]) == 64
+
+
+def test_cli_model_info_and_mesh_accept_demo(tmp_path, capsys):
+    assert main(["model-info", "demo", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["source"] == "<demo model>" and info["n_joints"] == len(info["joints"])
+    anim = write_animation_npz(tmp_path / "a.npz", np.zeros((2, info["n_joints"], 3)))
+    assert main(["mesh", "demo", str(anim), "-o", str(tmp_path / "m.npz")]) == 0
+    with np.load(tmp_path / "m.npz") as npz:
+        assert npz["vertices"].shape == (2, info["n_vertices"], 3)

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
             "(after (x - root) * mesh_scale + trans)."
         ),
     )
-    parser.add_argument("model", help="SMIL model .pkl file")
+    parser.add_argument("model", help="SMIL model .pkl file, or 'demo' for the embedded demo model")
     parser.add_argument("animation", help="animation .npz file")
     parser.add_argument("-o", "--output", required=True, help="output .npz file, or a folder with --obj")
     parser.add_argument(
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, AssertionError) as exc:
         raise CommandError(f"device '{args.device}' is not available: {exc}") from exc
 
-    data = load_smil_model(args.model)
+    data = load_smil_model(None if args.model == "demo" and not Path(args.model).exists() else args.model)
     anim = load_animation(args.animation, data)
     model = SMILModel(data, dtype=torch.float32, device=device)
     meshes = evaluate_animation(model, anim, batch_size=args.batch_size)
