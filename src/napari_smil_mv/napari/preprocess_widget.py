@@ -1,0 +1,230 @@
+"""The "Preprocess sessions to a dataset" dock widget: the preprocessing generator with a progress bar and Cancel.
+
+The widget runs :func:`napari_smil_mv.dataset.iter_preprocess` in a napari ``thread_worker``; every event updates
+the progress bar and status in the main thread. Cancel sets the run's cancel event: the samples done so far are
+kept in ``<output>.partial`` and running again with the same settings resumes. When the run finishes, the dataset
+can be opened in the viewer (its layers and the Dataset browser statistics).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_smil_mv.dataset import CROP_MODES, PreprocessEvent, PreprocessOptions, iter_preprocess
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+
+def _run(sessions, output, model, joint_map, options, units, overwrite, cancel):
+    """Worker generator: yields the preprocessing events (no viewer access)."""
+    yield from iter_preprocess(
+        sessions, output, model, joint_map, options=options, units=units, overwrite=overwrite, cancel=cancel
+    )
+
+
+class PreprocessWidget(QWidget):
+    """Dock widget around :func:`~napari_smil_mv.dataset.iter_preprocess` (see the module docstring).
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer the finished dataset is opened in.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self.cancel_event: threading.Event | None = None
+        self.last_event: PreprocessEvent | None = None
+        self.output_path: Path | None = None
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.session_list = QListWidget()
+        self.session_list.setMaximumHeight(90)
+        row = QHBoxLayout()
+        self.add_dir_btn, self.add_file_btn, self.remove_btn = (
+            QPushButton("Add folder…"),
+            QPushButton("Add .slp…"),
+            QPushButton("Remove"),
+        )
+        for b in (self.add_dir_btn, self.add_file_btn, self.remove_btn):
+            row.addWidget(b)
+        form.addRow("Sessions", self.session_list)
+        form.addRow("", row)
+        self.output_edit = QLineEdit()
+        self.output_edit.setPlaceholderText("train.smilmv-dataset.h5")
+        self.model_edit = QLineEdit()
+        self.model_edit.setPlaceholderText("body model .pkl (empty: demo model)")
+        self.joint_map_edit = QLineEdit()
+        self.joint_map_edit.setPlaceholderText("joint_lookup.csv, 'auto', or empty (sessions folder's table)")
+        self.units_edit = QLineEdit()
+        self.units_edit.setPlaceholderText("e.g. mm (optional)")
+        form.addRow("Output", self.output_edit)
+        form.addRow("Body model", self.model_edit)
+        form.addRow("Joint map", self.joint_map_edit)
+        form.addRow("Units", self.units_edit)
+        self.crop_combo = QComboBox()
+        self.crop_combo.addItems(list(CROP_MODES))
+        form.addRow("Crop", self.crop_combo)
+        self.size_spin = self._spin(16, 2048, 224)
+        self.min_views_spin = self._spin(1, 64, 2)
+        self.frame_skip_spin = self._spin(1, 100000, 1)
+        self.max_frames_spin = self._spin(0, 10**9, 0)
+        self.max_frames_spin.setSpecialValueText("all")
+        form.addRow("Image size (px)", self.size_spin)
+        form.addRow("Min views", self.min_views_spin)
+        form.addRow("Frame skip", self.frame_skip_spin)
+        form.addRow("Max frames / session", self.max_frames_spin)
+        self.overwrite_check = QCheckBox("Overwrite an existing output")
+        form.addRow("", self.overwrite_check)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        self.run_btn, self.cancel_btn, self.open_btn = (
+            QPushButton("Run"),
+            QPushButton("Cancel"),
+            QPushButton("Open dataset"),
+        )
+        for b in (self.run_btn, self.cancel_btn, self.open_btn):
+            row.addWidget(b)
+        layout.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        layout.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self.add_dir_btn.clicked.connect(self._add_dir)
+        self.add_file_btn.clicked.connect(self._add_file)
+        self.remove_btn.clicked.connect(
+            lambda: [
+                self.session_list.takeItem(self.session_list.row(i))
+                for i in self.session_list.selectedItems()
+            ]
+        )
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.open_btn.clicked.connect(self.open_result)
+        self._set_running(False)
+
+    @staticmethod
+    def _spin(lo: int, hi: int, value: int) -> QSpinBox:
+        s = QSpinBox()
+        s.setRange(lo, hi)
+        s.setValue(value)
+        return s
+
+    def _set_running(self, running: bool) -> None:
+        self.run_btn.setEnabled(not running)
+        self.cancel_btn.setEnabled(running)
+        self.open_btn.setEnabled(not running and self.output_path is not None and self.output_path.exists())
+
+    def _add_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Session folder or folder of sessions")
+        if path:
+            self.add_session(path)
+
+    def _add_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Session .slp", "", "SLEAP sessions (*.slp)")
+        if path:
+            self.add_session(path)
+
+    def add_session(self, path: str | Path) -> None:
+        """Add a session folder, ``.slp`` or folder of sessions to the input list."""
+        self.session_list.addItem(str(path))
+
+    def sessions(self) -> list[str]:
+        return [self.session_list.item(i).text() for i in range(self.session_list.count())]
+
+    def options(self) -> PreprocessOptions:
+        """The options set in the form."""
+        max_frames = self.max_frames_spin.value()
+        return PreprocessOptions(
+            image_size=self.size_spin.value(),
+            crop_mode=self.crop_combo.currentText(),
+            min_views=self.min_views_spin.value(),
+            frame_skip=self.frame_skip_spin.value(),
+            max_frames_per_session=max_frames or None,
+        )
+
+    # ------------------------------------------------------------------------------------------ running
+    def run(self) -> Any:
+        """Start preprocessing in a worker; returns the worker (None when the form is incomplete)."""
+        from napari.qt.threading import create_worker
+
+        sessions, output = self.sessions(), self.output_edit.text().strip()
+        if not sessions or not output:
+            self.status.setText("Add at least one session and choose an output file.")
+            return None
+        self.output_path = Path(output)
+        self.cancel_event = threading.Event()
+        self.worker = create_worker(
+            _run,
+            sessions,
+            output,
+            self.model_edit.text().strip() or None,
+            self.joint_map_edit.text().strip() or None,
+            self.options(),
+            self.units_edit.text().strip() or None,
+            self.overwrite_check.isChecked(),
+            self.cancel_event,
+        )
+        self.worker.yielded.connect(self._on_event)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(lambda: self._set_running(False))
+        self.progress.setValue(0)
+        self.status.setText("Starting…")
+        self._set_running(True)
+        self.worker.start()
+        return self.worker
+
+    def cancel(self) -> None:
+        """Stop after the current sample; the finished samples stay in the partial file for a later resume."""
+        if self.cancel_event is not None:
+            self.cancel_event.set()
+            self.status.setText("Cancelling…")
+
+    def _on_event(self, ev: PreprocessEvent) -> None:
+        self.last_event = ev
+        if ev.total:
+            self.progress.setValue(int(round(100 * ev.progress)))
+        if ev.stage == "progress":
+            self.status.setText(f"{ev.done}/{ev.total} samples: {ev.message}")
+        else:
+            self.status.setText(ev.message)
+        if ev.stage == "done":
+            self.progress.setValue(100)
+
+    def _on_error(self, exc: Exception) -> None:
+        self.status.setText(f"Preprocessing failed: {exc}")
+
+    def open_result(self) -> Any:
+        """Show the finished dataset in the viewer and in a Dataset browser dock widget."""
+        if self.output_path is None or not self.output_path.exists():
+            self.status.setText("No finished dataset to open yet.")
+            return None
+        from napari_smil_mv.napari.dataset_browser_widget import DatasetBrowser
+
+        browser = DatasetBrowser(self.viewer)
+        self.viewer.window.add_dock_widget(browser, name="Dataset browser", area="right")
+        return browser.open(self.output_path)
