@@ -144,6 +144,12 @@ def test_session_widget(viewer, qtbot, anipose_path, shared, tmp_path):
     jm = widget.auto_match()
     assert ("Nose", "Nose") in jm.pairs and len(jm) >= 5
     assert widget.joint_map().pairs == sorted(jm.pairs, key=lambda p: widget.model_joints.index(p[1]))
+    editor = widget.joint_table.itemDelegateForColumn(1).createEditor(widget.joint_table, None, None)
+    assert [editor.itemText(i) for i in range(editor.count())] == ["", *widget.session.skeleton.nodes]
+
+    row = widget.model_joints.index("Ear_L_tip")
+    widget.joint_table.item(row, 1).setText("Ear_L")  # what the combo-box editor writes
+    assert ("Ear_L", "Ear_L_tip") in widget.joint_map().pairs
 
     out = tmp_path / "joint_lookup.csv"
     assert widget.save_joint_map(out) == out

@@ -7,15 +7,15 @@ their metadata (``layer.metadata["napari_smil_mv"]``), never by name.
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_smil_mv.napari.layers import CAMERA_ROLES, LAYERS_PER_CAMERA, session_layer_data
+from napari_smil_mv.napari.layers import LAYERS_PER_CAMERA, session_layer_data
 from napari_smil_mv.napari.registry import get_session, register_session, session_id_of
-from napari_smil_mv.napari.world_layers import WORLD_ROLES
 from napari_smil_mv.sessions import Session
 from napari_smil_mv.sessions import load_session as _load_session
 
@@ -260,36 +260,62 @@ def _world_view_direction(viewer: napari.Viewer) -> tuple[np.ndarray, np.ndarray
     return view[::-1], u[::-1]  # world (x, y, z) -> napari displayed (z, y, x)
 
 
+def _world_positions(layer, ndim: int) -> np.ndarray:
+    """``(M, ndim)`` positions covering a layer in world coordinates (trailing-aligned, NaN-padded).
+
+    Points: the points; Vectors: both ends of every vector; other layers: the corners of their extent box.
+    ``scale`` and ``translate`` are applied (the session layers use no rotation or affine).
+    """
+    from napari.layers import Points, Vectors
+
+    k = layer.ndim
+    if isinstance(layer, (Points, Vectors)) and len(layer.data):
+        data = np.asarray(layer.data, dtype=np.float64)
+        pts = data if isinstance(layer, Points) else np.concatenate([data[:, 0], data[:, 0] + data[:, 1]])
+        pts = pts * np.asarray(layer.scale) + np.asarray(layer.translate)
+        if isinstance(layer, Points) and layer.text.values.size:  # labels drawn away from their points
+            offset = np.zeros(k)
+            offset[-len(np.atleast_1d(layer.text.translation)) :] = layer.text.translation
+            pts = np.concatenate([pts, pts + offset])
+    else:
+        ext = np.asarray(layer.extent.world, dtype=np.float64)
+        if ext.size == 0 or not np.all(np.isfinite(ext)):
+            return np.zeros((0, ndim))
+        pts = np.array([[ext[b >> i & 1, i] for i in range(k)] for b in range(2**k)]) if k <= 4 else ext
+    out = np.full((len(pts), ndim), np.nan)
+    out[:, ndim - k :] = pts[:, -ndim:] if k > ndim else pts
+    return out
+
+
 def fit_view(viewer: napari.Viewer, layers: Sequence, margin: float = 0.05) -> None:
     """Centre and zoom the camera on ``layers`` only (napari's ``fit_to_view(layers=...)`` fails when they
-    have fewer axes than the viewer). Works for 2D (also in grid mode: per viewbox) and 3D."""
+    have fewer axes than the viewer). Works for 2D (also in grid mode: per viewbox) and 3D, where the fit uses
+    the layers' points projected on the current view (tighter than their bounding box)."""
     ndim = viewer.dims.ndim
-    lo, hi = np.full(ndim, np.inf), np.full(ndim, -np.inf)
-    for layer in layers:
-        ext = np.asarray(layer.extent.world, dtype=np.float64)  # (2, layer.ndim), trailing-aligned
-        if ext.size == 0 or not np.all(np.isfinite(ext)):
-            continue
-        k = ext.shape[1]
-        lo[ndim - k :] = np.minimum(lo[ndim - k :], ext[0])
-        hi[ndim - k :] = np.maximum(hi[ndim - k :], ext[1])
     disp = list(viewer.dims.displayed)
-    lo, hi = lo[disp], hi[disp]
-    if not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi)):
+    pos = [_world_positions(layer, ndim)[:, disp] for layer in layers]
+    pos = np.concatenate(pos) if pos else np.zeros((0, len(disp)))
+    pos = pos[np.all(np.isfinite(pos), axis=1)]
+    if not len(pos):
         viewer.reset_view(reset_camera_angle=False)
         return
-    size = np.maximum(hi - lo, 1e-9)
-    centre = lo + size / 2
     camera = viewer.scene.camera
     viewbox = np.asarray(viewer.canvas.viewbox_size(viewer.layers), dtype=np.float64)  # (height, width)
+    lo, hi = pos.min(axis=0), pos.max(axis=0)
     if len(disp) == 2:
-        camera.center = (0.0, *centre)
+        size = np.maximum(hi - lo, 1e-9)
+        camera.center = (0.0, *(lo + size / 2))
         camera.zoom = float((1 - margin) * np.min(viewbox / size))
-    else:
-        camera.center = tuple(centre)
-        up = np.abs(np.asarray(camera.up_direction))
-        right = np.abs(np.cross(camera.view_direction, camera.up_direction))
-        box = np.array([up @ size, right @ size])
-        camera.zoom = float((1 - margin) * np.min(viewbox / np.maximum(box, 1e-9)))
+        return
+    view = np.asarray(camera.view_direction, dtype=np.float64)
+    up = np.asarray(camera.up_direction, dtype=np.float64)
+    right = np.cross(view, up)
+    axes = np.stack([up, right, view])  # orthonormal
+    proj = pos @ axes.T
+    p_lo, p_hi = proj.min(axis=0), proj.max(axis=0)
+    camera.center = tuple(((p_lo + p_hi) / 2) @ axes)
+    box = np.maximum(p_hi[:2] - p_lo[:2], 1e-9)
+    camera.zoom = float((1 - margin) * np.min(viewbox / box))
 
 
 def _set_tiling(cam_layers: Sequence, mosaic: bool) -> None:
@@ -300,6 +326,12 @@ def _set_tiling(cam_layers: Sequence, mosaic: bool) -> None:
         if t.size >= 2 and not np.allclose(t[-2:], offset):
             t[-2:] = offset
             layer.translate = t
+
+
+def _layers_per_camera(cam_layers: Sequence) -> int:
+    """Grid stride: the most layers one (session, camera) has (4 for a session, 6 with fit results)."""
+    counts = Counter((meta(la).get("session"), meta(la)["camera"]) for la in cam_layers)
+    return max(counts.values(), default=LAYERS_PER_CAMERA)
 
 
 def set_layout(viewer: napari.Viewer, layout: str) -> None:
@@ -315,8 +347,11 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    cam_layers = session_layers(viewer, role=CAMERA_ROLES)
-    world_layers = session_layers(viewer, role=WORLD_ROLES)
+    # Session layers and the fit-result layers that go with them (roles of napari.results_layers): a camera
+    # name means a per-camera layer, camera None a world layer.
+    ours = [la for la in session_layers(viewer) if "camera" in meta(la)]
+    cam_layers = [la for la in ours if meta(la)["camera"] is not None]
+    world_layers = [la for la in ours if meta(la)["camera"] is None]
     grid = viewer.canvas.grid
     camera = viewer.scene.camera
     state = _STATE.setdefault(viewer, {})
@@ -335,7 +370,7 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
         _set_tiling(cam_layers, mosaic=layout == "mosaic")
         if layout == "grid":
             _group_camera_layers_first(viewer)
-            grid.stride = LAYERS_PER_CAMERA
+            grid.stride = _layers_per_camera(cam_layers)
             grid.shape = (-1, -1)
             grid.spacing = GRID_SPACING
         grid.enabled = layout == "grid" and bool(cam_layers)
@@ -356,7 +391,7 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
         direction = _world_view_direction(viewer)
         if direction is not None:
             camera.set_view_direction(tuple(direction[0]), tuple(direction[1]))
-        fit_view(viewer, [la for la in world_layers if la.visible] or world_layers)
+        fit_view(viewer, [la for la in world_layers if la.visible] or world_layers, margin=0.12)
     state["layout"] = layout
 
 

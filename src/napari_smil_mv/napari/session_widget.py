@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -28,6 +29,7 @@ from qtpy.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSpinBox,
+    QStyledItemDelegate,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -52,6 +54,28 @@ def _load_session_worker(path: str, units: str | None) -> Session:
         session.ensure_points3d()
     api.register_session(session)
     return session
+
+
+class _NodeDelegate(QStyledItemDelegate):
+    """Edits the "data node" column with a combo box of the session's skeleton nodes (empty = unmapped)."""
+
+    def __init__(self, owner: SessionWidget) -> None:
+        super().__init__(owner)
+        self._owner = owner
+
+    def createEditor(self, parent, option, index):  # noqa: N802 (Qt API)
+        combo = QComboBox(parent)
+        combo.addItems(["", *self._owner.data_nodes()])
+        return combo
+
+    def setEditorData(self, editor, index):  # noqa: N802
+        value = index.data() or ""
+        if value and editor.findText(value) < 0:
+            editor.addItem(value)  # a name not in this skeleton stays visible (reported on save)
+        editor.setCurrentText(value)
+
+    def setModelData(self, editor, model, index):  # noqa: N802
+        model.setData(index, editor.currentText())
 
 
 class SessionWidget(QWidget):
@@ -138,6 +162,8 @@ class SessionWidget(QWidget):
         self.joint_table.setHorizontalHeaderLabels(["model joint", "data node"])
         self.joint_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.joint_table.setMinimumHeight(160)
+        self.joint_table.setItemDelegateForColumn(1, _NodeDelegate(self))
+        self.joint_table.setEditTriggers(QAbstractItemView.EditTrigger.AllEditTriggers)
         vbox.addWidget(self.joint_table)
         row = QHBoxLayout()
         self.auto_btn, self.open_map_btn, self.save_map_btn = (
@@ -322,28 +348,24 @@ class SessionWidget(QWidget):
 
     def _refresh_joint_table(self, joint_map: JointMap | None = None) -> None:
         keep = joint_map.model_to_data if joint_map is not None else self.joint_map().model_to_data
-        nodes = list(self.session.skeleton.nodes) if self.session is not None else []
         self.joint_table.setRowCount(len(self.model_joints))
         for r, joint in enumerate(self.model_joints):
             item = QTableWidgetItem(joint)
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             self.joint_table.setItem(r, 0, item)
-            combo = QComboBox()
-            combo.addItems(["", *nodes])
-            value = keep.get(joint, "")
-            if value and value not in nodes:
-                combo.addItem(value)  # keep names not in this skeleton visible (they are reported on save)
-            combo.setCurrentText(value)
-            self.joint_table.setCellWidget(r, 1, combo)
+            self.joint_table.setItem(r, 1, QTableWidgetItem(keep.get(joint, "")))
+
+    def data_nodes(self) -> list[str]:
+        """Skeleton nodes of the session (the choices of the "data node" column)."""
+        return list(self.session.skeleton.nodes) if self.session is not None else []
 
     def joint_map(self) -> JointMap:
         """The joint map in the table (rows with a data node). ValueError for duplicates is left to JointMap."""
         pairs = []
         for r in range(self.joint_table.rowCount()):
-            combo = self.joint_table.cellWidget(r, 1)
-            joint_item = self.joint_table.item(r, 0)
-            if combo is not None and joint_item is not None and combo.currentText():
-                pairs.append((combo.currentText(), joint_item.text()))
+            joint_item, node_item = self.joint_table.item(r, 0), self.joint_table.item(r, 1)
+            if joint_item is not None and node_item is not None and node_item.text().strip():
+                pairs.append((node_item.text().strip(), joint_item.text()))
         return JointMap(pairs)
 
     def auto_match(self) -> JointMap | None:
