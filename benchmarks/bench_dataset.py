@@ -106,7 +106,9 @@ def main(argv=None) -> int:
             for workers in (0, 2):
                 sps = time_loader(path, workers, args.batch_size, args.epochs, augment)
                 label = f"MultiViewDataset workers={workers} augment={augment}"
-                print(f"{label:>42}: {sps:8.1f} samples/s  ({sps / NEEDED_SPS:.0f}x the ~{NEEDED_SPS:.0f}/s needed)")
+                print(
+                    f"{label:>42}: {sps:8.1f} samples/s  ({sps / NEEDED_SPS:.0f}x the ~{NEEDED_SPS:.0f}/s needed)"
+                )
     return 0
 
 

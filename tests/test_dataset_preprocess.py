@@ -140,7 +140,7 @@ def _read_all(path):
 
 
 def test_interrupt_and_resume_gives_the_same_file():
-    opt = PreprocessOptions(image_size=32, crop_mode="bbox_crop", chunk_size=2, workers=1)
+    opt = PreprocessOptions(image_size=32, crop_mode="bbox_crop", chunk_size=2)
     ref = fresh_dir("ref") / "d.h5"
     preprocess(synthetic_session(), ref, options=opt)
     out = fresh_dir("resume") / "d.h5"

@@ -50,7 +50,6 @@ def register(subparsers) -> None:
     p.add_argument(
         "--triangulate", action="store_true", help="triangulate 3D keypoints for sessions without them"
     )
-    p.add_argument("--workers", type=int, default=2, help="encoding threads (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--restart", action="store_true", help="discard an unfinished run instead of resuming it")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -73,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
         bbox_scale=args.bbox_scale,
         load_3d=not args.no_3d,
         triangulate_missing_3d=args.triangulate,
-        workers=args.workers,
     )
     if args.model is None:
         print("no --model given: using the built-in demo body model", file=sys.stderr)

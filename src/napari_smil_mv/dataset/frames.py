@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -108,26 +108,36 @@ class PrefetchReader:
     sources
         Camera name -> ``(video, frames)``.
     depth
-        Frames buffered per camera.
+        Items buffered per camera.
+    transforms
+        Optional camera name -> ``transform(frame_index, image_or_None)``, applied in that camera's thread right
+        after decoding (while the frame is still in the CPU cache); its result replaces the image in the
+        queue. Preprocessing renders and JPEG-encodes the views there, so only small results cross threads.
 
     Notes
     -----
-    ``next_frame(camera)`` returns that camera's next ``(frame_index, image)`` in order. :meth:`close` stops the
-    threads (also on garbage collection of an unfinished run). OpenCV releases the GIL while decoding, so the
-    cameras decode in parallel.
+    ``next_frame(camera)`` returns that camera's next ``(frame_index, image or result)`` in order. :meth:`close`
+    stops the threads. OpenCV releases the GIL while decoding, resampling and encoding, so the cameras run in
+    parallel.
     """
 
     _DONE = object()
 
-    def __init__(self, sources: dict[str, tuple[object, Sequence[int]]], depth: int = 6) -> None:
+    def __init__(
+        self,
+        sources: dict[str, tuple[object, Sequence[int]]],
+        depth: int = 6,
+        transforms: dict[str, Callable] | None = None,
+    ) -> None:
         self._queues: dict[str, queue.Queue] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         for name, (video, frames) in sources.items():
             q: queue.Queue = queue.Queue(maxsize=depth)
             self._queues[name] = q
+            fn = (transforms or {}).get(name)
             t = threading.Thread(
-                target=self._work, args=(video, list(frames), q), daemon=True, name=f"decode-{name}"
+                target=self._work, args=(video, list(frames), q, fn), daemon=True, name=f"decode-{name}"
             )
             self._threads.append(t)
             t.start()
@@ -141,17 +151,17 @@ class PrefetchReader:
                 continue
         return False
 
-    def _work(self, video, frames, q) -> None:
+    def _work(self, video, frames, q, transform) -> None:
         try:
-            for item in iter_frames(video, frames):
-                if not self._put(q, item):
+            for f, img in iter_frames(video, frames):
+                if not self._put(q, (f, transform(f, img) if transform is not None else img)):
                     return
         except Exception as exc:  # reported to the consumer, which decides what it means
             self._put(q, exc)
         self._put(q, self._DONE)
 
-    def next_frame(self, camera: str) -> tuple[int, np.ndarray | None]:
-        """The next decoded ``(frame_index, image)`` of ``camera``; raises what the decoder raised."""
+    def next_frame(self, camera: str) -> tuple[int, object]:
+        """The next ``(frame_index, image or transform result)`` of ``camera``; raises what the thread raised."""
         item = self._queues[camera].get()
         if item is self._DONE:
             raise FrameReadError(f"camera {camera!r}: no more frames were requested")

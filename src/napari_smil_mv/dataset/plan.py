@@ -22,7 +22,7 @@ from napari_smil_mv.sessions import JointMap, Session
 
 @dataclass
 class PreprocessOptions:
-    """Options of a preprocessing run (all but ``chunk_size``/``workers`` are part of the resume fingerprint).
+    """Options of a preprocessing run (all but ``chunk_size`` are part of the resume fingerprint).
 
     Attributes
     ----------
@@ -58,8 +58,6 @@ class PreprocessOptions:
         Animal identities to use (None = every identity, one sample per animal and frame).
     chunk_size
         Samples buffered before one HDF5 write.
-    workers
-        Threads for undistort/crop/JPEG encoding.
     """
 
     image_size: int = 224
@@ -78,9 +76,8 @@ class PreprocessOptions:
     outlier_std: float = 4.0
     animals: tuple[str, ...] | None = None
     chunk_size: int = 32
-    workers: int = 2
 
-    _RUNTIME_ONLY = ("chunk_size", "workers")
+    _RUNTIME_ONLY = ("chunk_size",)
 
     def validate(self) -> PreprocessOptions:
         """Check the values; returns self. ValueError names the option and the allowed range."""
@@ -100,7 +97,6 @@ class PreprocessOptions:
             ("bbox_scale", self.bbox_scale > 0, "> 0"),
             ("outlier_std", self.outlier_std > 0, "> 0"),
             ("chunk_size", self.chunk_size >= 1, ">= 1"),
-            ("workers", self.workers >= 1, ">= 1"),
         ]
         for name, ok, what in checks:
             if not ok:

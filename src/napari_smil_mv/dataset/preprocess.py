@@ -1,7 +1,8 @@
 """Preprocess sessions into the multi-view HDF5 dataset, as a generator of progress events.
 
-Each video is decoded once, front to back (one decoder thread per camera); undistortion, crop/resize and JPEG
-encoding run in a thread pool while decoding goes on; samples are written in chunks into ``<output>.partial``
+Each video is decoded once, front to back, in one thread per camera; undistortion, crop/resize and JPEG encoding
+run in the same thread right after each frame is decoded (while it is still in the CPU cache), so the cameras
+are processed in parallel and only small JPEGs cross threads; samples are written in chunks into ``<output>.partial``
 with a resume journal (see :mod:`napari_smil_mv.dataset.writer`). The CLI (``napari-smil-mv preprocess``) and the
 napari widget consume the same generator.
 """
@@ -10,9 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,12 +76,15 @@ def _encode(renderer: ViewRenderer, frame: np.ndarray, box, quality: int) -> byt
 
 
 class _SampleBuilder:
-    """Fills the per-sample arrays of one session's samples (everything except the JPEG bytes)."""
+    """Fills the per-sample arrays of one session's samples (everything except the JPEG bytes).
+
+    Per-camera constants (rotation, translation, original intrinsics and distortion) and the cropped camera
+    matrix of each crop box are computed once; a sample copies them into its view slots.
+    """
 
     def __init__(self, plan: SessionPlan, layout: Layout, order: list[str], options, factor: float) -> None:
         self.plan, self.layout, self.options = plan, layout, options
         self.index = {c: i for i, c in enumerate(order)}
-        self.factor = factor
         s = plan.session
         self.points3d = None
         if options.load_3d:
@@ -90,75 +93,102 @@ class _SampleBuilder:
             self.points3d = s.points3d
         self.mapped = np.flatnonzero(plan.node_map >= 0)
         self.nodes = plan.node_map[self.mapped]
+        self.mapped_mask = plan.node_map >= 0
+        self.template = layout.empty_record()
+        self.static = {}
+        for name, view in s.views.items():
+            cam = view.camera
+            dist = np.zeros(N_DIST)
+            dist[: min(N_DIST, cam.dist.size)] = cam.dist[:N_DIST]
+            self.static[name] = (cam, cam.R, cam.tvec * factor, dist)
+        self._k_cache: dict[tuple, np.ndarray] = {}
+        self.factor = factor
 
-    def build(self, spec: SampleSpec, cameras: list[str], stats: Counter) -> tuple[dict, list]:
-        """Record for ``spec`` restricted to ``cameras``, and the crop box of each view."""
-        size, opt, plan = self.options.image_size, self.options, self.plan
-        rec = self.layout.empty_record()
+    def _k_crop(self, cam_name: str, box) -> np.ndarray:
+        key = (cam_name, *box)
+        k = self._k_cache.get(key)
+        if k is None:
+            if len(self._k_cache) > 256:
+                self._k_cache.clear()
+            k = self._k_cache[key] = crop_matrix(
+                self.static[cam_name][0].matrix, box, self.options.image_size
+            )
+        return k
+
+    def _points3d(self, spec: SampleSpec, stats: Counter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         j = self.layout.n_joints
         kp3d = np.zeros((j, 3))
-        valid3d = np.zeros(j, dtype=bool)
-        if self.points3d is not None:
-            raw = np.full((j, 3), np.nan)
-            raw[self.mapped] = self.points3d[spec.row, spec.animal, self.nodes] * self.factor
-            mapped_ok = np.zeros(j, dtype=bool)
-            mapped_ok[self.mapped] = True
-            valid3d = filter_3d_outliers(raw, opt.outlier_std) & mapped_ok
-            present = mapped_ok & np.all(np.isfinite(raw), axis=-1) & np.any(raw != 0, axis=-1)
-            n_out = int((present & ~valid3d).sum())
-            if n_out:
-                stats["total_outlier_keypoints_filtered"] += n_out
-                stats["samples_with_outliers_filtered"] += 1
-            kp3d[valid3d] = raw[valid3d]
+        valid = np.zeros(j, dtype=bool)
         outlier = np.zeros(j, dtype=bool)
-        if self.points3d is not None:
-            outlier[self.mapped] = ~valid3d[self.mapped] & np.all(
-                np.isfinite(self.points3d[spec.row, spec.animal, self.nodes]), axis=-1
-            )
-        boxes = []
+        if self.points3d is None:
+            return kp3d, valid, outlier
+        raw = np.full((j, 3), np.nan)
+        raw[self.mapped] = self.points3d[spec.row, spec.animal, self.nodes] * self.factor
+        present = self.mapped_mask & np.all(np.isfinite(raw), axis=-1) & np.any(raw != 0, axis=-1)
+        valid = filter_3d_outliers(raw, self.options.outlier_std) & self.mapped_mask
+        outlier = present & ~valid
+        n_out = int(outlier.sum())
+        if n_out:
+            stats["total_outlier_keypoints_filtered"] += n_out
+            stats["samples_with_outliers_filtered"] += 1
+        kp3d[valid] = raw[valid]
+        return kp3d, valid, outlier
+
+    def crop_box(self, spec: SampleSpec, cam_name: str) -> tuple[float, float, float, float]:
+        """Crop box of ``spec`` in camera ``cam_name`` (from its undistorted keypoints)."""
+        opt = self.options
+        pts = self.plan.keypoints[cam_name][spec.row, spec.animal]  # (N, 2) undistorted px, NaN = not visible
+        return crop_box_for(
+            opt.crop_mode, self.static[cam_name][0].size, pts, opt.bbox_scale, opt.bbox_min_size
+        )
+
+    def build(self, spec: SampleSpec, cameras: list[str], stats: Counter) -> dict:
+        """Record for ``spec`` restricted to ``cameras`` (JPEGs excluded)."""
+        size, opt, plan = self.options.image_size, self.options, self.plan
+        rec = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.template.items()}
+        j = self.layout.n_joints
+        kp3d, valid3d, outlier = self._points3d(spec, stats)
+        k2, kv = rec[f"{KEYPOINTS}/keypoints_2d"], rec[f"{KEYPOINTS}/keypoint_visibility"]
         for v, cam_name in enumerate(cameras):
-            cam = plan.session.views[cam_name].camera
-            pts = plan.keypoints[cam_name][spec.row, spec.animal]  # (N, 2) undistorted px, NaN = not visible
-            box = crop_box_for(opt.crop_mode, cam.size, pts, opt.bbox_scale, opt.bbox_min_size)
-            boxes.append(box)
-            crop = crop_points(pts, box, size)
+            cam, R, t, dist = self.static[cam_name]
+            pts = plan.keypoints[cam_name][spec.row, spec.animal]
+            box = self.crop_box(spec, cam_name)
             kp = np.full((j, 2), np.nan)
-            kp[self.mapped] = crop[self.nodes]
+            kp[self.mapped] = crop_points(pts[self.nodes], box, size)
             vis = np.all(np.isfinite(kp), axis=-1)
             inside = vis & np.all((kp >= -0.5) & (kp <= size - 0.5), axis=-1)
             stats["keypoints_outside_crop"] += int((vis & ~inside).sum())
             vis = inside & ~outlier
-            norm = np.zeros((j, 2), dtype=np.float32)
-            norm[vis] = (kp[vis][:, ::-1] / size).astype(np.float32)
-            rec[f"{KEYPOINTS}/keypoints_2d"][v] = norm
-            rec[f"{KEYPOINTS}/keypoint_visibility"][v] = vis
-            rec[f"{KEYPOINTS}/view_valid"][v] = True
-            rec[f"{schema.IMAGES}/view_mask"][v] = True
+            k2[v, vis] = kp[vis][:, ::-1] / size
+            kv[v] = vis
             rec[f"{KEYPOINTS}/camera_indices"][v] = self.index[cam_name]
-            rec[f"{KEYPOINTS}/camera_intrinsics"][v] = crop_matrix(cam.matrix, box, size)
-            rec[f"{KEYPOINTS}/camera_extrinsics_R"][v] = cam.R
-            rec[f"{KEYPOINTS}/camera_extrinsics_t"][v] = cam.tvec * self.factor
-            rec[f"{KEYPOINTS}/image_sizes"][v] = (size, size)
+            rec[f"{KEYPOINTS}/camera_intrinsics"][v] = self._k_crop(cam_name, box)
+            rec[f"{KEYPOINTS}/camera_extrinsics_R"][v] = R
+            rec[f"{KEYPOINTS}/camera_extrinsics_t"][v] = t
             rec[f"{KEYPOINTS}/crop_box"][v] = box
             rec[f"{KEYPOINTS}/original_intrinsics"][v] = cam.matrix
-            rec[f"{KEYPOINTS}/distortion_coefficients"][v, : min(N_DIST, cam.dist.size)] = cam.dist[:N_DIST]
+            rec[f"{KEYPOINTS}/distortion_coefficients"][v] = dist
             rec[f"{KEYPOINTS}/fisheye"][v] = cam.fisheye
             rec[f"{KEYPOINTS}/original_image_sizes"][v] = cam.size
             if opt.undistort and cam.has_distortion:
                 stats["views_undistorted"] += 1
+        n = len(cameras)
+        rec[f"{KEYPOINTS}/view_valid"][:n] = True
+        rec[f"{schema.IMAGES}/view_mask"][:n] = True
+        rec[f"{KEYPOINTS}/image_sizes"][:n] = size
         rec[f"{KEYPOINTS}/keypoints_3d"][:] = kp3d
         rec[f"{KEYPOINTS}/keypoints_3d_valid"][:] = valid3d
         if plan.betas is not None:
             rec[f"{PARAMETERS}/betas"][: len(plan.betas)] = plan.betas[: self.layout.n_betas]
         rec[f"{AUXILIARY}/session_name"] = spec.session
         rec[f"{AUXILIARY}/frame_idx"] = spec.frame
-        rec[f"{AUXILIARY}/num_views"] = len(cameras)
+        rec[f"{AUXILIARY}/num_views"] = n
         rec[f"{AUXILIARY}/has_ground_truth_betas"] = plan.betas is not None
         rec[f"{AUXILIARY}/has_3d_data"] = bool(valid3d.any())
         rec[f"{AUXILIARY}/camera_names"] = ",".join(cameras)
         rec[f"{AUXILIARY}/animal"] = spec.animal_name
         stats["samples_with_3d_data"] += int(valid3d.any())
-        return rec, boxes
+        return rec
 
 
 def format_summary(stats: dict) -> str:
@@ -261,21 +291,8 @@ def iter_preprocess(
             total,
         )
     done = len(writer.done_keys)
-    pool = ThreadPoolExecutor(max_workers=opt.workers, thread_name_prefix="smilmv-encode")
-    inflight: deque = deque()
     finished = False
     t_last = 0.0
-
-    def settle_one() -> None:
-        spec, rec, futures = inflight.popleft()
-        rec["jpeg"] = [f.result() for f in futures] + [b""] * (layout.max_views - len(futures))
-        writer.add(spec.key, rec)
-        stats["processed_samples"] += 1
-        stats["total_views_included"] += len(futures)
-        stats["max_views_written"] = max(stats["max_views_written"], len(futures))
-        if writer.n_pending >= opt.chunk_size:
-            writer.commit(dict(stats))
-
     try:
         for plan in plans:
             todo = [sp for sp in plan.samples if sp.key not in writer.done_keys]
@@ -283,48 +300,53 @@ def iter_preprocess(
                 continue
             builder = _SampleBuilder(plan, layout, order, opt, run.unit_factor[plan.session.name])
             views = plan.session.views
-            renderers = {c: ViewRenderer(views[c].camera, opt.image_size, opt.undistort) for c in views}
-            needed = {c: sorted({sp.frame for sp in todo if c in sp.cameras}) for c in views}
-            sources = {c: (views[c].video, fr) for c, fr in needed.items() if fr}
-            current: dict[str, tuple[int, np.ndarray | None]] = {}
-            with PrefetchReader(sources) as reader:
+            jobs: dict[str, dict[int, list]] = {c: {} for c in views}
+            for sp in todo:
+                for c in sp.cameras:
+                    jobs[c].setdefault(sp.frame, []).append((sp.key, builder.crop_box(sp, c)))
+            sources = {c: (views[c].video, sorted(jobs[c])) for c in views if jobs[c]}
+            transforms = {
+                c: _view_encoder(ViewRenderer(views[c].camera, opt.image_size, opt.undistort), jobs[c], opt)
+                for c in sources
+            }
+            current: dict[str, tuple[int, dict | None]] = {}
+            with PrefetchReader(sources, depth=16, transforms=transforms) as reader:
                 for spec in todo:
                     if cancel is not None and cancel.is_set():
                         raise _Cancelled
-                    frames = {}
+                    jpegs = {}
                     for c in spec.cameras:
                         while c not in current or current[c][0] < spec.frame:
                             current[c] = reader.next_frame(c)
-                        frames[c] = current[c][1]
-                    ok = [c for c in spec.cameras if frames[c] is not None]
+                        encoded = current[c][1]
+                        jpegs[c] = None if encoded is None else encoded.get(spec.key)
+                    ok = [c for c in spec.cameras if jpegs[c] is not None]
                     stats["views_excluded_video_read_failed"] += len(spec.cameras) - len(ok)
                     if len(ok) < opt.min_views:
                         stats["skipped_insufficient_views"] += 1
                         writer.skip(spec.key, "insufficient_views")
                     else:
-                        rec, boxes = builder.build(spec, ok, stats)
-                        futures = [
-                            pool.submit(_encode, renderers[c], frames[c], b, opt.jpeg_quality)
-                            for c, b in zip(ok, boxes, strict=True)
-                        ]
-                        inflight.append((spec, rec, futures))
-                    while len(inflight) > 4 * opt.workers:
-                        settle_one()
+                        rec = builder.build(spec, ok, stats)
+                        rec["jpeg"] = [jpegs[c] for c in ok] + [b""] * (layout.max_views - len(ok))
+                        writer.add(spec.key, rec)
+                        stats["processed_samples"] += 1
+                        stats["total_views_included"] += len(ok)
+                        stats["max_views_written"] = max(stats["max_views_written"], len(ok))
+                    if writer.n_pending >= opt.chunk_size:
+                        writer.commit(dict(stats))
                     done += 1
                     now = time.monotonic()
                     if now - t_last > 0.1 or done == total:
                         t_last = now
                         yield PreprocessEvent("progress", f"{spec.session} frame {spec.frame}", done, total)
-                while inflight:
-                    settle_one()
-                writer.commit(dict(stats))
+            writer.commit(dict(stats))
         summary = dict(plan_stats) | dict(stats)
         attrs = _metadata(opt, run, order, layout, summary, joint_names)
         path = writer.finalize(attrs, used_views=stats["max_views_written"])
         finished = True
         yield PreprocessEvent("done", f"wrote {path}\n{format_summary(summary)}", total, total, summary, path)
     except _Cancelled:
-        _drain(inflight, writer, stats)
+        _commit_quietly(writer, stats)
         finished = True
         yield PreprocessEvent(
             "cancelled",
@@ -336,8 +358,7 @@ def iter_preprocess(
         )
     finally:
         if not finished:
-            _drain(inflight, writer, stats)
-        pool.shutdown(wait=True, cancel_futures=True)
+            _commit_quietly(writer, stats)
         writer.close()
 
 
@@ -345,19 +366,25 @@ class _Cancelled(Exception):
     pass
 
 
-def _drain(inflight: deque, writer: DatasetWriter, stats: Counter) -> None:
-    """Journal the samples that are complete, so a resumed run starts after them; never raises."""
+def _view_encoder(renderer: ViewRenderer, jobs: dict[int, list], opt: PreprocessOptions):
+    """Transform run in a camera's decoder thread: frame -> {sample key: JPEG bytes} (None if unreadable)."""
+
+    def encode(frame_index: int, image: np.ndarray | None) -> dict | None:
+        if image is None:
+            return None
+        return {
+            key: _encode(renderer, image, box, opt.jpeg_quality) for key, box in jobs.get(frame_index, [])
+        }
+
+    return encode
+
+
+def _commit_quietly(writer: DatasetWriter, stats: Counter) -> None:
+    """Journal the complete samples still pending, so a resumed run starts after them; never raises."""
     try:
-        while inflight:
-            spec, rec, futures = inflight.popleft()
-            rec["jpeg"] = [f.result() for f in futures] + [b""] * (writer.layout.max_views - len(futures))
-            writer.add(spec.key, rec)
-            stats["processed_samples"] += 1
-            stats["total_views_included"] += len(futures)
-            stats["max_views_written"] = max(stats["max_views_written"], len(futures))
         writer.commit(dict(stats))
     except Exception:
-        inflight.clear()
+        pass
 
 
 def _metadata(opt: PreprocessOptions, run, order, layout: Layout, summary: dict, joint_names) -> dict:

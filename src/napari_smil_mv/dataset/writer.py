@@ -211,7 +211,7 @@ class DatasetWriter:
                 maxshape=(None, *shape),
                 dtype=dtype,
                 chunks=(r, *shape),
-                **({"compression": "gzip", "compression_opts": 4} if numeric else {}),
+                **({"compression": "gzip", "compression_opts": 1} if numeric else {}),
             )
         vlen = h5py.vlen_dtype(np.uint8)
         for v in range(self.layout.max_views):
