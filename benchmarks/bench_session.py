@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     t_viewer = time.perf_counter() - t0
 
     # the steps of api.load_session(viewer, path), timed one by one
+    from napari_smil_mv.napari.video_array import prefetch_first_frames
     from napari_smil_mv.sessions import load_session
 
     stages = {}
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     stages["read session"], t = time.perf_counter() - t, time.perf_counter()
     sid = api.register_session(session)
     data = api.session_layer_data(session, session_id=sid, layout="grid")
+    prefetch_first_frames(data)  # as show_session does
     stages["build layer data"], t = time.perf_counter() - t, time.perf_counter()
     api.add_layer_data(viewer, data)
     stages["add layers"], t = time.perf_counter() - t, time.perf_counter()

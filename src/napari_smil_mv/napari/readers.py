@@ -20,6 +20,7 @@ from typing import Any
 
 from napari_smil_mv.napari.layers import LayerDataTuple, session_layer_data
 from napari_smil_mv.napari.registry import register_session
+from napari_smil_mv.napari.video_array import prefetch_first_frames
 
 ReaderFunction = Callable[[Any], list[LayerDataTuple]]
 
@@ -76,7 +77,9 @@ def _session_layers(p: Path) -> list[LayerDataTuple]:
 
     session = load_session(p)
     sid = register_session(session)
-    return session_layer_data(session, session_id=sid, layout="mosaic")
+    data = session_layer_data(session, session_id=sid, layout="mosaic")
+    prefetch_first_frames(data)  # decoded in the background while napari adds the layers
+    return data
 
 
 def read_session(path: Any) -> list[LayerDataTuple]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from napari_smil_mv.napari.layers import LAYERS_PER_CAMERA, session_layer_data
 from napari_smil_mv.napari.registry import get_session, register_session, session_id_of
+from napari_smil_mv.napari.video_array import prefetch_first_frames
 from napari_smil_mv.sessions import Session
 from napari_smil_mv.sessions import load_session as _load_session
 
@@ -169,6 +170,7 @@ def show_session(
         layout="mosaic" if layout == "mosaic" else "grid",
         **layer_options,
     )
+    prefetch_first_frames(data)  # decode the first frames while napari builds the layers
     layers = add_layer_data(viewer, data)
     if layout is not None:
         set_layout(viewer, layout)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -40,6 +43,7 @@ class VideoArray:
         self._cache: dict[int, np.ndarray] = {}
         self._cache_size = int(cache_size)
         self.n_decoded = 0  # frames decoded so far (for tests and benchmarks)
+        self._lock = threading.Lock()  # one decoder per video: prefetch threads and napari take turns
 
     @property
     def ndim(self) -> int:
@@ -59,6 +63,10 @@ class VideoArray:
         if not 0 <= i < n:
             raise IndexError(f"frame {i} out of range 0..{n - 1} of camera {self.video.name!r}")
         vf = self.frames[i]
+        with self._lock:
+            return self._decode(vf)
+
+    def _decode(self, vf: int) -> np.ndarray:
         img = self._cache.get(vf)
         if img is None:
             if 0 <= vf < self._n_video:
@@ -71,6 +79,11 @@ class VideoArray:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[vf] = img
         return img
+
+    def prefetch(self, i: int = 0) -> None:
+        """Decode image ``i`` into the cache (safe to call from a background thread)."""
+        if 0 <= int(i) < len(self.frames):
+            self.frame(int(i))
 
     def __getitem__(self, key: Any) -> np.ndarray:
         rest: tuple = ()
@@ -99,3 +112,17 @@ class VideoArray:
 
     def __repr__(self) -> str:
         return f"VideoArray(camera={self.video.name!r}, shape={self.shape}, rgb={self.rgb})"
+
+
+_PREFETCH = ThreadPoolExecutor(max_workers=4, thread_name_prefix="smil-video-prefetch")
+
+
+def prefetch_first_frames(layer_data: Iterable[tuple], index: int = 0) -> None:
+    """Start decoding image ``index`` of every :class:`VideoArray` in ``layer_data`` in background threads.
+
+    The decoders release the GIL, so the first frames are decoded while napari creates the layers; napari's
+    own request then waits for (or finds) the cached frame. Returns at once.
+    """
+    for data, _, _ in layer_data:
+        if isinstance(data, VideoArray):
+            _PREFETCH.submit(data.prefetch, index)
