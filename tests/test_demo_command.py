@@ -26,7 +26,7 @@ def _cli(argv: list[str]) -> int:
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    assert _cli(["demo", str(out), "--frames", "6", "--cameras", "2", "--seed", "0"]) == 0
+    assert _cli(["demo", str(out), "--frames", "6", "--cameras", "2", "--seed", "0", "--no-fit"]) == 0
     return out
 
 

@@ -55,3 +55,30 @@ __all__ = [
     "set_layout",
     "show_session",
 ]
+
+# -- fit results (napari_smil_mv.napari.results_view): fit the shown session, show/remove results -------------------
+from napari_smil_mv.napari.results_layers import (  # noqa: E402
+    RESULT_CAMERA_ROLES,
+    RESULT_ROLES,
+    RESULT_WORLD_ROLES,
+    results_layer_data,
+)
+from napari_smil_mv.napari.results_view import (  # noqa: E402
+    fit_session,
+    load_results,
+    remove_results,
+    results_layers,
+    show_results,
+)
+
+__all__ += [
+    "RESULT_CAMERA_ROLES",
+    "RESULT_ROLES",
+    "RESULT_WORLD_ROLES",
+    "fit_session",
+    "load_results",
+    "remove_results",
+    "results_layer_data",
+    "results_layers",
+    "show_results",
+]

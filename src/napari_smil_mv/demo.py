@@ -64,9 +64,20 @@ class DemoEvent:
 
 
 def run_demo(
-    outdir: str | os.PathLike, n_frames: int = 30, n_cameras: int = 4, seed: int = 0, overwrite: bool = False
+    outdir: str | os.PathLike,
+    n_frames: int = 30,
+    n_cameras: int = 4,
+    seed: int = 0,
+    overwrite: bool = False,
+    fit: bool = True,
+    session_frames: int = 60,
+    noise_px: float = 0.7,
 ) -> Iterator[DemoEvent]:
     """Write a synthetic multi-camera demo into ``outdir``, yielding progress events.
+
+    With ``fit`` (default) the demo also writes a synthetic session of the insect (``session/``), fits the demo
+    model to it, writes ``fit.smilmv.h5``, evaluates it against the ground truth (``evaluation.json``) and renders
+    ``fit_preview_<camera>.png`` (see :mod:`napari_smil_mv.demo_fit`; skipped with fewer than 2 cameras).
 
     Parameters
     ----------
@@ -81,6 +92,12 @@ def run_demo(
         Seed for the model proportions (0 = designed proportions), the camera jitter and the textures.
     overwrite
         Allow writing into a non-empty folder.
+    fit
+        Also write, fit and evaluate the synthetic session (see above).
+    session_frames
+        Frames of the synthetic session, 1..100000.
+    noise_px
+        Keypoint noise of the synthetic session in px (0 = exact projections).
 
     Returns
     -------
@@ -107,7 +124,13 @@ def run_demo(
             f"output folder {outdir} is not empty; choose an empty or new folder, or pass "
             "--overwrite (overwrite=True) to replace the demo files in it."
         )
-    return _run_demo(outdir, int(n_frames), int(n_cameras), int(seed))
+    if not fit:
+        return _run_demo(outdir, int(n_frames), int(n_cameras), int(seed))
+    from napari_smil_mv.demo_fit import check_fit_demo_args, run_demo_with_fit
+
+    check_fit_demo_args(outdir, session_frames, noise_px)
+    base = _run_demo(outdir, int(n_frames), int(n_cameras), int(seed))
+    return run_demo_with_fit(base, outdir, int(n_cameras), int(session_frames), int(seed), float(noise_px))
 
 
 def _fit_ring(points: np.ndarray, n_cameras: int, seed: int) -> Any:
@@ -390,6 +413,11 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
     _write_text(outdir / "summary.json", json.dumps(summary, indent=2) + "\n")
     _write_text(outdir / "README.txt", _readme(summary))
     yield DemoEvent("done", f"wrote {len(files)} files to {outdir}", 1.0)
+
+
+def readme_text(summary: dict) -> str:
+    """README.txt of a demo folder from its ``summary.json`` content."""
+    return _readme(summary)
 
 
 def _readme(summary: dict) -> str:

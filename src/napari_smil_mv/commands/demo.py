@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate the procedural demo insect, animate it walking, film it with a ring of "
         "calibrated "
         "cameras and write the model, calibration.toml, ground-truth meshes, 3D/2D keypoints, the animation "
-        "parameters and preview images into OUTDIR. Nothing is downloaded.",
+        "parameters and preview images into OUTDIR; then write a synthetic recording session of it (session/), "
+        "fit the body model to that session (fit.smilmv.h5), evaluate the fit against the ground truth "
+        "(evaluation.json) and draw the fitted mesh over each camera's video (fit_preview_<camera>.png). "
+        "Nothing is downloaded.",
     )
     parser.add_argument("outdir", type=Path, help="output folder (created; must be empty unless --overwrite)")
     parser.add_argument("--frames", type=int, default=30, help="number of frames at 30 fps (default: 30)")
@@ -27,6 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seed for model proportions, camera jitter and textures (default: 0)",
     )
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUTDIR")
+    parser.add_argument(
+        "--no-fit",
+        action="store_true",
+        help="skip the synthetic session, its fit, evaluation and fit previews (written by default)",
+    )
+    parser.add_argument(
+        "--session-frames", type=int, default=60, help="frames of the synthetic session to fit (default: 60)"
+    )
+    parser.add_argument(
+        "--noise-px",
+        type=float,
+        default=0.7,
+        help="keypoint noise of the synthetic session, px (default: 0.7)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -42,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
             n_cameras=args.cameras,
             seed=args.seed,
             overwrite=args.overwrite,
+            fit=not args.no_fit,
+            session_frames=args.session_frames,
+            noise_px=args.noise_px,
         )
-    except FileExistsError as exc:
+    except (FileExistsError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     for event in events:
         print(f"[{100.0 * event.progress:5.1f}%] {event.stage:<8} {event.message}", flush=True)
@@ -52,4 +72,30 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(name) for name in summary["files"])
     for name, text in summary["files"].items():
         print(f"  {name:<{width}}  {text}")
+    fit = summary.get("fit")
+    if fit and "ground_truth" in fit:
+        gt = fit["ground_truth"]
+        per_camera = ", ".join(
+            f"{cam} {px:.2f}"
+            for cam, px in (gt.get("reprojection_px_per_camera") or {}).items()
+            if px is not None
+        )
+        print(
+            f"\nFit of the synthetic session ({fit['n_frames']} frames x {len(fit['cameras'])} cameras, keypoint "
+            f"noise {fit['noise_px']:g} px) in {fit['fit_seconds']:.1f} s:\n"
+            f"  3D joint error   {_pct(gt.get('joint_error_3d_relative'))} of the body length "
+            f"({_num(gt.get('joint_error_3d_median'))} {fit['units']} median; body length "
+            f"{_num(gt.get('body_length'))} {fit['units']})\n"
+            f"  reprojection     {_num(gt.get('reprojection_px_median'))} px median ({per_camera})"
+        )
+    elif fit and "skipped" in fit:
+        print(f"\nFit skipped: {fit['skipped']}.")
     return 0
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
