@@ -300,3 +300,26 @@ def test_synthetic_session_sample():
     assert session.path.is_dir() and session.n_frames == 3 and session.units == "mm"
     assert layers[0][0].shape[0] == 3
     forget_session(session.name)
+
+
+def test_prefetch_decodes_each_first_frame_once(anipose):
+    from napari_smil_mv.napari.video_array import prefetch_first_frames
+
+    data = session_layer_data(anipose, cameras=["back", "mid"], points3d=None)
+    videos = [d for d, _, t in data if t == "image"]
+    prefetch_first_frames(data)
+    for vid in videos:  # napari's request races the background decode; the lock makes it decode once
+        assert vid[0].shape == (1024, 1280, 3)
+        assert vid.n_decoded == 1
+
+
+def test_session_of_plain_slp_layer_explains():
+    from types import SimpleNamespace
+
+    from napari_smil_mv.api import session_of
+
+    layer = SimpleNamespace(name="minimal_back · video", metadata={"napari_smil_mv": {"session": None}})
+    with pytest.raises(ValueError, match="plain .slp"):
+        session_of(layer)
+    with pytest.raises(ValueError, match="neither"):
+        session_of(object())
