@@ -251,3 +251,18 @@ def test_rodrigues_torch_matches_numpy_and_is_smooth_at_zero():
         rodrigues_to_matrix_torch,
         (torch.tensor([1e-5, -2e-5, 3e-6], requires_grad=True, dtype=torch.float64),),
     )
+
+
+def test_undistort_rejects_mirrored_root_beyond_barrel_fold():
+    """With strong single-k1 barrel distortion the image corners have a point-mirrored second root; it must be NaN."""
+    K = np.array([[1000.0, 0, 640], [0, 1000.0, 512], [0, 0, 1]])
+    dist = np.array([-0.30195982, 0, 0, 0, 0])
+    corners = np.array([[-0.5, -0.5], [1279.5, 1023.5], [640.0, -0.5]])
+    from napari_smil_mv.cameras import undistort_points
+
+    xy = undistort_points(corners, K, dist, output="normalized")
+    assert np.isnan(xy[:2]).all()
+    # the mid-edge point is invertible and round-trips
+    assert np.isfinite(xy[2]).all()
+    back = project_points(np.append(xy[2], 1.0)[None], K, np.zeros(3), np.zeros(3), dist)
+    np.testing.assert_allclose(back[0], corners[2], atol=1e-6)

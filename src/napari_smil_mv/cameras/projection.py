@@ -313,7 +313,10 @@ def _newton_undistort(xd, yd, coeffs, n, fisheye, max_iter, tol):
         a3, b3 = f(x, y + h)
         a2, b2 = f(x, y - h)
         det = (a1 - a0) * (b3 - b2) - (a3 - a2) * (b1 - b0)
-        bad = ~((res <= tol) & (det > 0))
+        trace = (a1 - a0) + (b3 - b2)
+        # det > 0 alone accepts the point-mirrored root beyond the fold of a strong barrel distortion
+        # (both Jacobian eigenvalues negative); the invertible branch has both eigenvalues positive.
+        bad = ~((res <= tol) & (det > 0) & (trace > 0))
     x = np.where(bad, np.nan, x)
     y = np.where(bad, np.nan, y)
     return x, y
