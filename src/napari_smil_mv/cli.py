@@ -17,11 +17,13 @@ COMMAND_MODULES: list[tuple[str, str]] = [
     ("demo", "napari_smil_mv.commands.demo"),
     ("evaluate", "napari_smil_mv.commands.evaluate"),
     ("fit", "napari_smil_mv.commands.fit"),
+    ("infer", "napari_smil_mv.commands.infer"),
     ("make-demo-session", "napari_smil_mv.commands.make_demo_session"),
     ("mesh", "napari_smil_mv.commands.mesh"),
     ("model-info", "napari_smil_mv.commands.model_info"),
     ("preprocess", "napari_smil_mv.commands.preprocess"),
     ("session-info", "napari_smil_mv.commands.session_info"),
+    ("train", "napari_smil_mv.commands.train"),
 ]
 
 

@@ -1,0 +1,272 @@
+"""Cross-view fusion, body heads and camera heads of the multi-view network.
+
+Shapes: ``B`` samples, ``V`` view slots (padded; ``view_mask (B, V)`` marks real views), ``D`` feature width,
+``P`` spatial tokens per view, ``C`` canonical cameras (``camera_indices (B, V)`` index them; -1 = padding).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _small_init(linear: nn.Linear, gain: float = 0.01) -> nn.Linear:
+    """Xavier init with a small gain and zero bias: the layer's output starts near zero."""
+    nn.init.xavier_uniform_(linear.weight, gain=gain)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+class CrossViewAttention(nn.Module):
+    """Pre-norm self-attention over the view tokens (padded views masked out of the keys) + feed-forward."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, 4 * dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * dim, dim),
+            nn.Dropout(dropout),
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        a, _ = self.attn(h, h, h, key_padding_mask=~view_mask, need_weights=False)
+        x = x + self.drop(a)
+        return x + self.ffn(self.norm2(x))
+
+
+class ViewFusion(nn.Module):
+    """Adds learned camera embeddings to the per-view features and fuses the views.
+
+    Parameters
+    ----------
+    in_dim, dim
+        Backbone feature width and the fused token width.
+    n_cameras
+        Canonical cameras (rows of the camera embedding).
+    mode
+        ``"attention"``: ``layers`` cross-view attention layers; ``"mean"``: no interaction between views
+        (pooled by a masked mean); ``"concat"``: the pooled feature is a projection of the features placed in
+        their canonical camera slots (zeros for missing cameras).
+    """
+
+    def __init__(
+        self, in_dim: int, dim: int, n_cameras: int, mode: str, layers: int, heads: int, dropout: float
+    ):
+        super().__init__()
+        self.mode = mode
+        self.n_cameras = n_cameras
+        self.proj = nn.Linear(in_dim, dim)
+        self.camera_embedding = nn.Embedding(n_cameras, dim)
+        nn.init.normal_(self.camera_embedding.weight, std=0.02)
+        self.layers = nn.ModuleList(
+            [CrossViewAttention(dim, heads, dropout) for _ in range(layers if mode == "attention" else 0)]
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.concat = nn.Linear(n_cameras * dim, dim) if mode == "concat" else None
+
+    def forward(
+        self, features: torch.Tensor, view_mask: torch.Tensor, camera_indices: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused view tokens ``(B, V, dim)`` and a pooled feature ``(B, dim)``."""
+        cams = camera_indices.clamp_min(0)
+        x = self.proj(features) + self.camera_embedding(cams)
+        for layer in self.layers:
+            x = layer(x, view_mask)
+        x = self.norm(x)
+        w = view_mask.to(x.dtype).unsqueeze(-1)
+        if self.concat is not None:
+            B, _, D = x.shape
+            slots = x.new_zeros(B, self.n_cameras, D)
+            index = cams.unsqueeze(-1).expand(-1, -1, D)
+            slots = slots.scatter_add(1, index, x * w)
+            pooled = self.concat(slots.reshape(B, -1))
+        else:
+            pooled = (x * w).sum(1) / w.sum(1).clamp_min(1.0)
+        return x, pooled
+
+
+class MLPBodyHead(nn.Module):
+    """Pooled feature -> raw body vector (two hidden layers with LayerNorm, ReLU and dropout)."""
+
+    def __init__(self, dim: int, hidden: int, out_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            _small_init(nn.Linear(hidden, out_dim)),
+        )
+
+    def forward(self, pooled: torch.Tensor, **_) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        z = self.net(pooled)
+        return z, [z]
+
+
+class DecoderLayer(nn.Module):
+    """Query cross-attention to the context tokens (pre-norm), then a feed-forward block."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.norm_q = nn.LayerNorm(dim)
+        self.norm_ctx = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, 4 * dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * dim, dim),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, q: torch.Tensor, ctx: torch.Tensor, ctx_pad: torch.Tensor) -> torch.Tensor:
+        c = self.norm_ctx(ctx)
+        a, _ = self.attn(self.norm_q(q), c, c, key_padding_mask=ctx_pad, need_weights=False)
+        q = q + a
+        return q + self.ffn(self.norm2(q))
+
+
+class TransformerBodyHead(nn.Module):
+    """Transformer decoder with iterative error feedback (HMR/AniMer style) over every view's spatial tokens.
+
+    The context is all views' spatial tokens (projected, plus a learned position embedding per grid cell and the
+    view's camera embedding) followed by the fused view tokens; tokens of padded views are masked. One query
+    token, built from the current raw parameter vector, attends to the context; each of ``iters`` iterations
+    adds the decoded update to the raw vector (starting from zero = the rest pose).
+
+    Parameters
+    ----------
+    token_dim, fused_dim, dim
+        Width of the backbone tokens, of the fused view tokens, and of the decoder.
+    n_tokens, n_cameras
+        Spatial tokens per view ``P`` and canonical cameras ``C``.
+    out_dim
+        Size of the raw body vector.
+    """
+
+    def __init__(
+        self,
+        token_dim: int,
+        fused_dim: int,
+        dim: int,
+        n_tokens: int,
+        n_cameras: int,
+        out_dim: int,
+        depth: int,
+        heads: int,
+        iters: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.iters = int(iters)
+        self.token_proj = nn.Linear(token_dim, dim)
+        self.fused_proj = nn.Linear(fused_dim, dim)
+        self.position = nn.Parameter(torch.zeros(1, 1, n_tokens, dim))
+        nn.init.normal_(self.position, std=0.02)
+        self.camera_embedding = nn.Embedding(n_cameras, dim)
+        nn.init.normal_(self.camera_embedding.weight, std=0.02)
+        self.state_norm = nn.LayerNorm(out_dim)
+        self.state_proj = _small_init(nn.Linear(out_dim, dim), gain=0.1)
+        self.query = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.normal_(self.query, std=0.02)
+        self.layers = nn.ModuleList([DecoderLayer(dim, heads, dropout) for _ in range(depth)])
+        self.out_norm = nn.LayerNorm(dim)
+        self.out = _small_init(nn.Linear(dim, out_dim))
+
+    def forward(
+        self,
+        pooled: torch.Tensor,
+        *,
+        tokens: torch.Tensor,
+        fused: torch.Tensor,
+        view_mask: torch.Tensor,
+        camera_indices: torch.Tensor,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Raw body vector ``(B, out_dim)`` and its value after every iteration.
+
+        ``tokens (B, V, P, token_dim)``, ``fused (B, V, fused_dim)``.
+        """
+        B, V, P, _ = tokens.shape
+        cams = camera_indices.clamp_min(0)
+        spatial = self.token_proj(tokens) + self.position[:, :, :P] + self.camera_embedding(cams).unsqueeze(2)
+        ctx = torch.cat([spatial.reshape(B, V * P, -1), self.fused_proj(fused)], dim=1)
+        pad = torch.cat([(~view_mask).unsqueeze(-1).expand(B, V, P).reshape(B, V * P), ~view_mask], dim=1)
+        z = pooled.new_zeros(B, self.out.out_features)
+        history = []
+        for _ in range(self.iters):
+            q = self.query.expand(B, 1, -1) + self.state_proj(self.state_norm(z)).unsqueeze(1)
+            for layer in self.layers:
+                q = layer(q, ctx, pad)
+            z = z + self.out(self.out_norm(q[:, 0]))
+            history.append(z)
+        return z, history
+
+
+class CameraHeads(nn.Module):
+    """Per-view camera outputs from the fused view tokens.
+
+    ``"per_camera"``: one MLP per canonical camera, applied to the views of that camera; ``"shared"``: one MLP on
+    the token concatenated with a learned camera embedding. The last layer starts near zero (no correction).
+    """
+
+    def __init__(
+        self, dim: int, n_cameras: int, n_out: int, kind: str, hidden: int = 256, dropout: float = 0.1
+    ):
+        super().__init__()
+        self.kind = kind
+        self.n_out = n_out
+
+        def mlp(in_dim: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Linear(in_dim, hidden),
+                nn.LayerNorm(hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, hidden // 2),
+                nn.LayerNorm(hidden // 2),
+                nn.ReLU(inplace=True),
+                _small_init(nn.Linear(hidden // 2, n_out)),
+            )
+
+        if kind == "per_camera":
+            self.heads = nn.ModuleList([mlp(dim) for _ in range(n_cameras)])
+        else:
+            self.embedding = nn.Embedding(n_cameras, dim)
+            nn.init.normal_(self.embedding.weight, std=0.02)
+            self.head = mlp(2 * dim)
+
+    def forward(
+        self, fused: torch.Tensor, view_mask: torch.Tensor, camera_indices: torch.Tensor
+    ) -> torch.Tensor:
+        """Raw camera outputs ``(B, V, n_out)`` (zeros for padded views)."""
+        B, V, _ = fused.shape
+        if self.kind != "per_camera":
+            cams = camera_indices.clamp_min(0)
+            out = self.head(torch.cat([fused, self.embedding(cams)], dim=-1))
+            return out * view_mask.unsqueeze(-1).to(out.dtype)
+        out = fused.new_zeros(B, V, self.n_out)
+        for c, head in enumerate(self.heads):
+            sel = (camera_indices == c) & view_mask
+            if bool(sel.any()):
+                out = out.index_put((sel,), head(fused[sel]).to(out.dtype))
+        return out
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear (antialiased) resize of ``(N, 3, H, W)`` images to ``size x size``; no-op when equal."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
