@@ -12,7 +12,9 @@ Measured, alternating, ``--repeats`` times (median reported):
   in parallel (one thread per camera, as the run does; sequential, skipped frames grabbed), frames discarded;
 * ``decode_1thread``: the same frames decoded camera after camera in one thread (plain ``cv2.VideoCapture.read``);
 * ``preprocess``: ``iter_preprocess`` from the first event to the renamed output (session loading included), and
-  ``preprocess_pipeline``: the same run from the ``plan`` event on (decoding, undistortion, crops, JPEG, HDF5).
+  ``preprocess_pipeline``: the same run from the ``plan`` event on (decoding, undistortion, crops, JPEG, HDF5);
+* the process CPU time (all threads) of ``decode`` and ``preprocess``: on a machine shared with other jobs, wall
+  times swing with their load, CPU time does not.
 
 Target (issue): ``preprocess / decode <= 1.5``; each repeat's preprocessing time is divided by the decode time
 measured just before it, and the median of these paired ratios is reported (robust to load from other jobs). Defaults: ``../shared/external/sleap-anipose/minimal_session``,
@@ -59,13 +61,13 @@ def time_decode(sources) -> float:
         for _ in iter_frames(video, frames):
             pass
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=drain, args=src) for src in sources.values()]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def time_decode_single_thread(sources) -> float:
@@ -85,21 +87,25 @@ def time_decode_single_thread(sources) -> float:
     return time.perf_counter() - t0
 
 
-def time_preprocess(session_path, out: Path, model, joint_map, options) -> tuple[float, float, int]:
+def time_preprocess(
+    session_path, out: Path, model, joint_map, options
+) -> tuple[float, float, float, float, int]:
+    """Wall time (all, from the plan event on), process CPU time (all threads; all, from the plan event on),
+    samples written."""
     from napari_smil_mv.dataset import iter_preprocess
 
-    t0 = time.perf_counter()
-    t_plan = t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    t_plan, c_plan = t0, c0
     n = 0
     for ev in iter_preprocess(
         session_path, out, model, joint_map, options=options, overwrite=True, restart=True
     ):
         if ev.stage == "plan":
-            t_plan = time.perf_counter()
+            t_plan, c_plan = time.perf_counter(), time.process_time()
         if ev.stage == "done":
             n = int(ev.stats.get("processed_samples", 0))
-    t1 = time.perf_counter()
-    return t1 - t0, t1 - t_plan, n
+    t1, c1 = time.perf_counter(), time.process_time()
+    return t1 - t0, t1 - t_plan, c1 - c0, c1 - c_plan, n
 
 
 def main(argv=None) -> int:
@@ -136,16 +142,21 @@ def main(argv=None) -> int:
         f"cv2 threads {cv2.getNumThreads()}"
     )
     rows = {"decode": [], "decode_1thread": [], "preprocess": [], "preprocess_pipeline": []}
+    cpu = {"decode": [], "preprocess": [], "pipeline": []}
     n_samples = 0
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.smilmv-dataset.h5"
         time_decode(sources)  # warm the file cache and the decoder libraries
         for _ in range(args.repeats):
-            rows["decode"].append(time_decode(sources))
+            wall, cpu_s = time_decode(sources)
+            rows["decode"].append(wall)
+            cpu["decode"].append(cpu_s)
             rows["decode_1thread"].append(time_decode_single_thread(sources))
-            total, pipeline, n_samples = time_preprocess(args.session, out, model, jm, opt)
+            total, pipeline, cpu_s, cpu_pipe, n_samples = time_preprocess(args.session, out, model, jm, opt)
             rows["preprocess"].append(total)
             rows["preprocess_pipeline"].append(pipeline)
+            cpu["preprocess"].append(cpu_s)
+            cpu["pipeline"].append(cpu_pipe)
         size_mb = out.stat().st_size / 1e6
     med = {k: statistics.median(v) for k, v in rows.items()}
     for k, v in rows.items():
@@ -158,10 +169,20 @@ def main(argv=None) -> int:
     r_pipe = statistics.median(
         p / d for p, d in zip(rows["preprocess_pipeline"], rows["decode"], strict=True)
     )
+    r_cpu = statistics.median(p / d for p, d in zip(cpu["preprocess"], cpu["decode"], strict=True))
+    r_cpu_pipe = statistics.median(p / d for p, d in zip(cpu["pipeline"], cpu["decode"], strict=True))
+    print(
+        f"{'process CPU time':>20}: decode median {statistics.median(cpu['decode']):.3f} s, preprocess "
+        f"{statistics.median(cpu['preprocess']):.3f} s (all threads; unaffected by other jobs' load)"
+    )
     print(f"samples written: {n_samples}, file {size_mb:.1f} MB")
     print(
         f"ratio preprocess / decode (median over repeats of the paired ratio): {r_total:.2f} (session loading "
         f"included), {r_pipe:.2f} (pipeline only); target <= {TARGET_RATIO}"
+    )
+    print(
+        f"CPU-time ratio preprocess / decode: {r_cpu:.2f} (session loading included), {r_cpu_pipe:.2f} "
+        "(pipeline only)"
     )
     return 0
 
