@@ -116,13 +116,21 @@ class MLPBodyHead(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Query cross-attention to the context tokens (pre-norm), then a feed-forward block."""
+    """Query cross-attention to the context tokens (pre-norm, bias-free projections), then a feed-forward block.
+
+    The context's keys and values (:meth:`context`) do not depend on the query, so they are computed once and
+    reused by every refinement iteration.
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
+        self.heads = heads
+        self.dropout = dropout
         self.norm_q = nn.LayerNorm(dim)
         self.norm_ctx = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(
             nn.Linear(dim, 4 * dim),
@@ -132,10 +140,25 @@ class DecoderLayer(nn.Module):
             nn.Dropout(dropout),
         )
 
-    def forward(self, q: torch.Tensor, ctx: torch.Tensor, ctx_pad: torch.Tensor) -> torch.Tensor:
-        c = self.norm_ctx(ctx)
-        a, _ = self.attn(self.norm_q(q), c, c, key_padding_mask=ctx_pad, need_weights=False)
-        q = q + a
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        return x.view(B, N, self.heads, D // self.heads).transpose(1, 2)  # (B, H, N, d)
+
+    def context(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``(B, H, N, d)`` of the context tokens ``(B, N, dim)``."""
+        k, v = self.kv(self.norm_ctx(ctx)).chunk(2, dim=-1)
+        return self._split(k), self._split(v)
+
+    def forward(
+        self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], ctx_pad: torch.Tensor
+    ) -> torch.Tensor:
+        """``q (B, Q, dim)``; ``ctx_pad (B, N)`` True for padded context tokens."""
+        B, Q, D = q.shape
+        qh = self._split(self.q(self.norm_q(q)))
+        keep = (~ctx_pad)[:, None, None, :]  # (B, 1, 1, N), True = attend
+        drop = self.dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(qh, kv[0], kv[1], attn_mask=keep, dropout_p=drop)
+        q = q + self.proj(a.transpose(1, 2).reshape(B, Q, D))
         return q + self.ffn(self.norm2(q))
 
 
@@ -204,12 +227,13 @@ class TransformerBodyHead(nn.Module):
         spatial = self.token_proj(tokens) + self.position[:, :, :P] + self.camera_embedding(cams).unsqueeze(2)
         ctx = torch.cat([spatial.reshape(B, V * P, -1), self.fused_proj(fused)], dim=1)
         pad = torch.cat([(~view_mask).unsqueeze(-1).expand(B, V, P).reshape(B, V * P), ~view_mask], dim=1)
+        kvs = [layer.context(ctx) for layer in self.layers]
         z = pooled.new_zeros(B, self.out.out_features)
         history = []
         for _ in range(self.iters):
             q = self.query.expand(B, 1, -1) + self.state_proj(self.state_norm(z)).unsqueeze(1)
-            for layer in self.layers:
-                q = layer(q, ctx, pad)
+            for layer, kv in zip(self.layers, kvs, strict=True):
+                q = layer(q, kv, pad)
             z = z + self.out(self.out_norm(q[:, 0]))
             history.append(z)
         return z, history

@@ -217,7 +217,10 @@ def make_optimizer(network: torch.nn.Module, optim: OptimConfig) -> torch.optim.
                 "is_backbone": is_backbone,
             }
         )
-    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    try:  # the fused kernel (CPU and CUDA) is several times faster than the per-parameter loop
+        return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, foreach=True)
 
 
 def lr_factor(optim: OptimConfig, epoch: int, step: int, total_steps: int) -> float:

@@ -202,7 +202,7 @@ class _Run:
         self.scaler.scale(total).backward()
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.opt)
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip, foreach=True)
         self.scaler.step(self.opt)
         self.scaler.update()
         vals = {k: float(v.detach()) for k, v in terms.items()}
