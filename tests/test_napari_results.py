@@ -172,6 +172,10 @@ def test_result_layers_for_a_session(outcome):
         np.column_stack([full[0, :, 2], np.full(V, results.frame_indices[0]), full[0, :, 1], full[0, :, 0]]),
         atol=1e-4,
     )
+    # faces stay outward-oriented in napari's axis order (z, y, x): the closed mesh has a positive volume there
+    tri = wverts[wfaces[: model.n_faces]][..., [0, 2, 3]].astype(np.float64)  # first frame, displayed axes
+    volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6
+    assert volume > 0
     joints, kw, _ = data[5]
     assert joints.shape == (T * results.n_joints, 4)
     skeleton, kw, _ = data[6]

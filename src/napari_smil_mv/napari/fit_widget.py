@@ -250,7 +250,7 @@ class FitWidget(QWidget):
     def _on_event(self, event: FitEvent) -> None:
         self.last_event = event
         self.progress.setValue(int(round(1000 * event.progress)))
-        if event.loss_terms:
+        if event.loss_terms and event.stage not in ("init", "done"):
             terms = ", ".join(
                 f"{k} {v:.3g}" for k, v in event.loss_terms.items() if k in ("reproj", "points3d")
             )

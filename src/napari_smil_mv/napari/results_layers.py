@@ -14,11 +14,14 @@ model's kinematic tree).
 
 **Meshes over time.** ``mesh_mode="stacked"`` stores every frame in one Surface (the vertices of frame ``t``
 carry its video frame number as frame coordinate, faces are offset per frame), so napari's slider shows the
-current frame's faces with no code running; memory is about ``T·V·(3·C + 4)·4`` bytes (float32) plus the faces.
-It is chosen automatically up to :data:`STACKED_MAX_VERTEX_FRAMES` frame·vertices (the 11 263-vertex mouse over
-266 frames). Longer clips use ``"per_frame"``: the layers hold one frame on a frame axis stretched over the whole
-clip (the trick of the static world layers) and :class:`napari_smil_mv.napari.results_view.PerFrameMeshes`
-replaces their vertices when the slider moves.
+current frame's faces with no code running; memory is about ``T·V·(3·C + 4)·4`` bytes (float32) plus the faces,
+and napari re-slices all of it on every step. ``"per_frame"`` layers hold one frame on a frame axis stretched over
+the whole clip (the trick of the static world layers) and
+:class:`napari_smil_mv.napari.results_view.PerFrameMeshes` poses and projects the mesh of the frame shown when
+the slider moves (memory independent of the clip length). ``"auto"`` stacks up to
+:data:`~napari_smil_mv.napari.results_mesh.STACKED_MAX_VERTEX_FRAMES` frame·vertices (the 3 594-vertex demo
+insect up to 278 frames) and updates per frame beyond (the 11 263-vertex mouse from 89 frames on); measured on
+the 120-frame mouse session, a slider step took about 0.6 s stacked and 0.26 s per frame (docs/fitting.md).
 """
 
 from __future__ import annotations
@@ -43,11 +46,12 @@ from napari_smil_mv.napari.layers import (
 from napari_smil_mv.napari.results_mesh import (
     MESH_MODES,
     STACKED_MAX_VERTEX_FRAMES,
+    baked_shading,
     choose_mesh_mode,
+    light_direction,
     marker_size,
     mesh_vertices,
     model_for_results,
-    part_values,
     project_mesh,
     stack_frames,
     static_frame_transform,
@@ -67,7 +71,7 @@ LAYERS_PER_CAMERA_WITH_RESULTS = LAYERS_PER_CAMERA + len(RESULT_CAMERA_ROLES)
 PRED_SYMBOL = "cross"
 MESH_COLORMAP = "plasma"
 MESH_OPACITY = 0.45
-WORLD_MESH_COLORMAP = "turbo"
+WORLD_MESH_COLORMAP = "pink"
 
 
 # ------------------------------------------------------------------------------------------ per camera
@@ -233,13 +237,12 @@ def world_result_layer_data(
     faces: np.ndarray | None,
     base_meta: dict,
     mesh_mode: str = "stacked",
-    values: np.ndarray | None = None,
     name_prefix: str = "",
 ) -> list[LayerDataTuple]:
     """World layers: ``mesh_world`` (when ``vertices`` is given), ``kp3d_pred``, ``skeleton3d_pred``.
 
-    ``vertices`` is ``(T, V, 3)`` (``"stacked"``) or ``(1, V, 3)`` (``"per_frame"``) world coordinates; ``values``
-    ``(V,)`` colours the mesh (default: height above the lowest vertex).
+    ``vertices`` is ``(T, V, 3)`` (``"stacked"``) or ``(1, V, 3)`` (``"per_frame"``) world coordinates. The mesh's
+    vertex values are its shading, lit from the cameras' side (:func:`~.results_mesh.baked_shading`).
     """
     units = results.units
     out: list[LayerDataTuple] = []
@@ -249,17 +252,17 @@ def world_result_layer_data(
         fr = frames[: len(vertices)] if mesh_mode == "stacked" else np.zeros(1)
         per = [world_to_napari(v, f).astype(np.float32) for v, f in zip(vertices, fr, strict=True)]
         verts = np.concatenate(per)
-        tris = (np.asarray(faces, np.int64)[None] + (np.arange(len(per)) * n_v)[:, None, None]).reshape(-1, 3)
-        if values is None:
-            z = np.asarray(vertices[..., 2], dtype=np.float32).reshape(-1)
-            values = (z - z.min()) / max(float(np.ptp(z)), 1e-12)
-        else:
-            values = np.tile(np.asarray(values, np.float32), len(per))
+        # (x, y, z) -> (z, y, x) is a reflection: reversed winding keeps the faces outward-oriented in napari's
+        # axis order (napari's lighting is two-sided, but normals and exported faces stay consistent)
+        world_faces = np.asarray(faces, np.int64)[:, ::-1]
+        tris = (world_faces[None] + (np.arange(len(per)) * n_v)[:, None, None]).reshape(-1, 3)
+        light = light_direction(results)
+        values = np.concatenate([baked_shading(v, faces, light) for v in vertices])
         kwargs: dict[str, Any] = {
             "name": f"{name_prefix}world · fit mesh",
             "colormap": WORLD_MESH_COLORMAP,
             "contrast_limits": (0.0, 1.0),
-            "shading": "smooth",
+            "shading": "none",  # shading baked into the values
             "opacity": 1.0,
             "axis_labels": WORLD_AXES,
             "metadata": _result_meta(
@@ -391,7 +394,7 @@ def results_layer_data(
     unknown = sorted(set(cameras or ()) - set(results.camera_names))
     if unknown:
         raise KeyError(f"unknown cameras {unknown}; the results have {results.camera_names}")
-    faces = values = None
+    faces = None
     mode = "stacked"
     if mesh:
         model = model_for_results(results, model)
@@ -401,7 +404,7 @@ def results_layer_data(
                 vertices = mesh_vertices(results, model, None if mode == "stacked" else [0])
             elif mode == "per_frame" or len(vertices) != results.n_frames:
                 mode, vertices = "per_frame", np.asarray(vertices)[:1]
-            faces, values = np.asarray(model.faces), part_values(model)
+            faces = np.asarray(model.faces)
     if faces is None:
         vertices = None
     frames = range(int(results.frame_indices.min()), int(results.frame_indices.max()) + 1)
@@ -423,7 +426,7 @@ def results_layer_data(
             out += mesh_layer + [kp]
     if standalone:
         out += rig_world_layer_data(results, base, frames, name_prefix)
-    out += world_result_layer_data(results, vertices, faces, base, mode, values, name_prefix)
+    out += world_result_layer_data(results, vertices, faces, base, mode, name_prefix)
     per_camera = LAYERS_PER_CAMERA + (2 if vertices is not None else 1) if standalone else None
     for _, kw, _ in out:
         m = kw["metadata"]["napari_smil_mv"]

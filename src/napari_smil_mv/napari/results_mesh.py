@@ -16,7 +16,7 @@ from napari_smil_mv.napari.layers import xy_to_rowcol
 from napari_smil_mv.results import Results
 
 #: Largest ``n_frames * n_vertices`` shown as time-stacked surfaces by ``mesh_mode="auto"``.
-STACKED_MAX_VERTEX_FRAMES = 3_000_000
+STACKED_MAX_VERTEX_FRAMES = 1_000_000
 MESH_MODES = ("auto", "stacked", "per_frame")
 
 
@@ -102,11 +102,36 @@ def choose_mesh_mode(n_frames: int, n_vertices: int, mode: str = "auto") -> str:
     return "stacked" if n_frames * n_vertices <= STACKED_MAX_VERTEX_FRAMES else "per_frame"
 
 
-def part_values(model: Any) -> np.ndarray:
-    """``(V,)`` float32 in 0..1: the joint that moves each vertex most (skinning weights), for part colours."""
-    w = np.asarray(model.weights)
-    owner = w.argmax(axis=1).astype(np.float32)
-    return owner / max(1.0, float(w.shape[1] - 1))
+def light_direction(results: Results) -> np.ndarray:
+    """``(3,)`` unit world direction towards the light of the world mesh: from the animal towards the cameras,
+    tilted towards the cameras' mean image-up direction (a lamp above the cameras)."""
+    centre = np.nanmedian(results.joints_3d.reshape(-1, 3), axis=0)
+    d = np.mean(results.cameras.centers, axis=0) - centre
+    d = d / max(float(np.linalg.norm(d)), 1e-12)
+    up = -np.mean([cam.R[1] for cam in results.cameras], axis=0)
+    d = d + up / max(float(np.linalg.norm(up)), 1e-12)
+    n = float(np.linalg.norm(d))
+    return d / n if n > 0 and np.isfinite(n) else np.array([0.0, 0.0, 1.0])
+
+
+def baked_shading(
+    vertices: np.ndarray, faces: np.ndarray, light: np.ndarray, ambient: float = 0.3
+) -> np.ndarray:
+    """Lambert shading ``(V,)`` float32 in ``ambient..1`` of one posed mesh, lit from the world direction ``light``.
+
+    Used as the world mesh's vertex values (napari ``shading="none"``): napari's own light follows the camera
+    and comes from behind in the right-handed world view (a flipped axis), so the lighting is baked in here,
+    fixed in the world. ``faces`` are outward-oriented in world ``(x, y, z)``.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # area-weighted face normals
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, f[:, k], fn)
+    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+    lambert = np.clip(vn @ np.asarray(light, dtype=np.float64), 0.0, 1.0)
+    return (ambient + (1.0 - ambient) * lambert).astype(np.float32)
 
 
 def project_mesh(
@@ -201,7 +226,8 @@ __all__ = [
     "marker_size",
     "mesh_vertices",
     "model_for_results",
-    "part_values",
+    "baked_shading",
+    "light_direction",
     "project_mesh",
     "stack_frames",
     "static_frame_transform",

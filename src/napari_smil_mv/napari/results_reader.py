@@ -3,6 +3,7 @@
 ``get_results_reader`` only sniffs (file name suffix, HDF5 signature, the root ``format`` attribute): it never
 raises and returns None at once for anything else. The reader returns the results on their own (what a session
 would show, rebuilt from the file, plus the fitted mesh and keypoints; cameras in a mosaic, world layers hidden).
+Meshes are time-stacked whatever the clip length (the per-frame updater needs the viewer).
 To put results next to an open session's layers instead, use the Fit widget or
 ``napari_smil_mv.api.show_results(viewer, path)``.
 """
@@ -64,7 +65,8 @@ def read_results_layers(path: Any) -> list[LayerDataTuple]:
     if p is None:
         raise ValueError(f"open one results file at a time, got {path!r}")
     results = read_results(p)
-    return results_layer_data(results, standalone=True, layout="mosaic")
+    # stacked meshes: a reader has no viewer to attach the per-frame updater to
+    return results_layer_data(results, standalone=True, layout="mosaic", mesh_mode="stacked")
 
 
 __all__ = ["get_results_reader", "is_results_file", "read_results_layers"]

@@ -21,7 +21,13 @@ import numpy as np
 from napari_smil_mv.napari.layers import session_meta
 from napari_smil_mv.napari.registry import get_session, registered_sessions, session_id_of
 from napari_smil_mv.napari.results_layers import RESULT_CAMERA_ROLES, RESULT_ROLES, results_layer_data
-from napari_smil_mv.napari.results_mesh import mesh_vertices, model_for_results, part_values, project_mesh
+from napari_smil_mv.napari.results_mesh import (
+    baked_shading,
+    light_direction,
+    mesh_vertices,
+    model_for_results,
+    project_mesh,
+)
 from napari_smil_mv.napari.scripting import (
     add_layer_data,
     frame_axis,
@@ -74,7 +80,7 @@ class PerFrameMeshes:
         self.model = model
         self.faces = np.asarray(model.faces)
         self._smil = SMILModel(model, dtype=torch.float32)
-        self._part_values = part_values(model)
+        self._light = light_direction(results)
         self._layers = [weakref.ref(la) for la in layers]
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = int(cache_size)
@@ -135,7 +141,10 @@ class PerFrameMeshes:
                 if verts is None:
                     layer.data = _empty_surface(4)
                     continue
-                layer.data = (world_to_napari(verts, 0.0).astype(np.float32), self.faces, self._part_values)
+                world = world_to_napari(verts, 0.0).astype(np.float32)
+                # (x, y, z) -> (z, y, x) is a reflection: reversed winding keeps the faces outward-oriented
+                shade = baked_shading(verts, self.faces, self._light)
+                layer.data = (world, self.faces[:, ::-1], shade)
 
 
 def _empty_surface(ndim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,6 +195,8 @@ def add_results_layers(
     for sid in sids:
         remove_results(viewer, sid)
     current = layout_of(viewer)
+    # napari's grid makes every insertion cost O(layers²): off while inserting, set_layout turns it back on
+    viewer.canvas.grid.enabled = False
     added = []
     for data, kwargs, layer_type in layer_data:
         m = kwargs["metadata"]["napari_smil_mv"]

@@ -362,7 +362,8 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
         if current == "world":
             _remember_visibility(world_layers, "_visible_in_world")
         for layer in world_layers:
-            layer.visible = False
+            if layer.visible:  # each visibility event costs O(layers²) in napari's grid: skip no-ops
+                layer.visible = False
         viewer.dims.ndisplay = 2  # before showing videos: in 3D napari would ask for whole videos
         viewer.dims.order = tuple(range(viewer.dims.ndim))
         if current == "world":
@@ -382,7 +383,8 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
             _remember_visibility(cam_layers, "_visible_in_grid")
             state["orientation"] = tuple(str(o) for o in camera.orientation)
         for layer in cam_layers:
-            layer.visible = False
+            if layer.visible:
+                layer.visible = False
         _restore_visibility(world_layers, "_visible_in_world")
         grid.enabled = False
         ndim = viewer.dims.ndim
