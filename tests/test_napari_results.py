@@ -340,6 +340,12 @@ def test_per_frame_meshes_and_reader(viewer, outcome, results_file, tiny_session
         rc, _, _ = project_mesh(full[frame], outcome.model.faces, outcome.results.cameras[0])
         np.testing.assert_allclose(mesh.data[0][:, 1:], rc, atol=1e-3)
     assert viewer.canvas.grid.stride == 6
+    from napari_smil_mv.napari.results_view import _UPDATERS
+
+    updater = _UPDATERS[viewer][-1]
+    assert api.remove_results(viewer) == 7 and viewer.canvas.grid.stride == 4
+    api.set_frame(viewer, 2)
+    assert not updater._connected  # its layers are gone: it stopped following the slider
 
     viewer.layers.clear()
     viewer.open(str(results_file), plugin="napari-smil-mv")

@@ -87,6 +87,7 @@ class PerFrameMeshes:
         self._row: int | None = -1
         self._rows = {int(f): i for i, f in enumerate(results.frame_indices)}
         viewer.dims.events.current_step.connect(self._on_step)
+        self._connected = True
         self.update()
 
     def vertices(self, row: int) -> np.ndarray:
@@ -107,10 +108,11 @@ class PerFrameMeshes:
         return [la for la in (r() for r in self._layers) if la is not None and la in viewer.layers]
 
     def disconnect(self) -> None:
-        """Stop following the frame slider."""
+        """Stop following the frame slider (idempotent)."""
         viewer = self._viewer()
-        if viewer is not None:
+        if viewer is not None and self._connected:
             viewer.dims.events.current_step.disconnect(self._on_step)
+        self._connected = False
 
     def _on_step(self, event: Any = None) -> None:
         self.update()
@@ -147,6 +149,17 @@ class PerFrameMeshes:
                 layer.data = (world, self.faces[:, ::-1], shade)
 
 
+def _track(viewer: Any, updater: PerFrameMeshes) -> None:
+    """Keep ``updater`` alive with the viewer; drop (and disconnect) those whose layers are gone."""
+    kept = []
+    for old in _UPDATERS.get(viewer, []):
+        if old._alive():
+            kept.append(old)
+        else:
+            old.disconnect()
+    _UPDATERS[viewer] = [*kept, updater]
+
+
 def _empty_surface(ndim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A surface that draws nothing: one degenerate triangle (napari needs at least one vertex)."""
     return np.zeros((3, ndim), np.float32), np.array([[0, 1, 2]]), np.zeros(3, np.float32)
@@ -168,11 +181,16 @@ def _match_session(viewer: napari.Viewer, results: Results) -> str | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
-def remove_results(viewer: napari.Viewer, session: Session | str | None = None) -> int:
-    """Remove result layers (of one session, or all); returns how many were removed."""
+def remove_results(viewer: napari.Viewer, session: Session | str | None = None, relayout: bool = True) -> int:
+    """Remove result layers (of one session, or all); returns how many were removed.
+
+    With ``relayout`` the current layout is applied again (the grid stride follows the layers per camera).
+    """
     layers = session_layers(viewer, session, role=RESULT_ROLES)
     for layer in layers:
         viewer.layers.remove(layer)
+    if layers and relayout and layout_of(viewer) is not None:
+        set_layout(viewer, layout_of(viewer))
     return len(layers)
 
 
@@ -193,7 +211,7 @@ def add_results_layers(
 
     sids = {kw["metadata"]["napari_smil_mv"]["session"] for _, kw, _ in layer_data}
     for sid in sids:
-        remove_results(viewer, sid)
+        remove_results(viewer, sid, relayout=False)
     current = layout_of(viewer)
     # napari's grid makes every insertion cost O(layers²): off while inserting, set_layout turns it back on
     viewer.canvas.grid.enabled = False
@@ -216,7 +234,7 @@ def add_results_layers(
         added.append(layer)
     per_frame = [la for la in added if meta(la).get("mesh_mode") == "per_frame"]
     if per_frame and results is not None and model is not None:
-        _UPDATERS.setdefault(viewer, []).append(PerFrameMeshes(viewer, results, model, per_frame))
+        _track(viewer, PerFrameMeshes(viewer, results, model, per_frame))
     set_layout(viewer, layout or current or "grid")
     return added
 
@@ -274,7 +292,7 @@ def show_results(
         added = add_layer_data(viewer, data)
         per_frame = [la for la in added if meta(la).get("mesh_mode") == "per_frame"]
         if per_frame:
-            _UPDATERS.setdefault(viewer, []).append(PerFrameMeshes(viewer, results, found, per_frame))
+            _track(viewer, PerFrameMeshes(viewer, results, found, per_frame))
         set_layout(viewer, layout or "grid")
         return added
     base = session_meta(get_session(sid), sid)
