@@ -91,7 +91,8 @@ class CurvePlot(QWidget):
         label = (lambda v: f"{10**v:.2g}") if self.log else (lambda v: f"{v:.3g}")
         p.drawText(2, top + 10, label(y1))
         p.drawText(2, h - bottom, label(y0))
-        p.drawText(w - right - 40, h - 4, f"epoch {x1:g}")
+        text = f"epoch {x1:g}"
+        p.drawText(w - right - p.fontMetrics().horizontalAdvance(text) - 2, h - 4, text)
         for i, (name, s) in enumerate(self.series.items()):
             color = QColor(self.COLORS[i % len(self.COLORS)])
             p.setPen(QPen(color, 2))

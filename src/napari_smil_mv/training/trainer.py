@@ -274,7 +274,7 @@ class _Run:
         if n == 0:
             return []
         self.net.eval()
-        items = [ds[i] for i in range(n)]
+        items = [ds[int(i)] for i in np.linspace(0, len(ds) - 1, n).round()]  # spread over the set
         x, y = collate(items)
         cams = self.val_original if self.val_ds is not None else self.train_dist_cams
         b = self.batch(x, y, cams)
