@@ -21,10 +21,12 @@ from napari_smil_mv.dataset.schema import KEYPOINTS
 class SeededSamples(torch.utils.data.Dataset):
     """A :class:`MultiViewDataset` whose per-item randomness depends only on ``(seed, epoch, item)``."""
 
-    def __init__(self, base: MultiViewDataset, seed: int) -> None:
+    def __init__(self, base: MultiViewDataset, seed: int, indices: np.ndarray | None = None) -> None:
         self.base = base
         self.seed = int(seed)
         self.epoch = 0
+        #: File sample index of every item (None: all samples in order).
+        self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -231,7 +233,7 @@ def make_datasets(config, seed: int) -> tuple[SeededSamples, MultiViewDataset | 
         if val_idx is not None and config.max_val_samples is not None:
             val_idx = val_idx[: config.max_val_samples]
         val = MultiViewDataset(vpath, random_view_sampling=False, indices=val_idx)
-    return SeededSamples(train, seed), val
+    return SeededSamples(train, seed, train_idx), val
 
 
 def to_device(

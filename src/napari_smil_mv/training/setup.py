@@ -151,8 +151,31 @@ def estimate_mesh_scale(model_data, kp3d: np.ndarray, valid: np.ndarray) -> floa
     return float(np.median(ratios)) if ratios else None
 
 
-def build_spec(config: TrainConfig, dataset, model_data) -> NetworkSpec:
-    """The network spec: the config's architecture plus the facts of ``dataset`` (a MultiViewDataset)."""
+def _keypoints_3d(path, indices) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``keypoints_3d (N, J, 3)`` (file units) and their validity ``(N, J)`` of the given samples (all: None)."""
+    import h5py
+
+    from napari_smil_mv.dataset.schema import KEYPOINTS
+
+    with h5py.File(path, "r") as h5:
+        kp = h5[KEYPOINTS]
+        if "keypoints_3d" not in kp:
+            return None, None
+        pts = kp["keypoints_3d"][()].astype(np.float64)
+        if "keypoints_3d_valid" in kp:
+            valid = kp["keypoints_3d_valid"][()].astype(bool)
+        else:
+            valid = np.all(np.isfinite(pts), -1) & np.any(pts != 0, -1)
+    if indices is not None:
+        pts, valid = pts[indices], valid[indices]
+    return pts, valid
+
+
+def build_spec(config: TrainConfig, dataset, model_data, indices: np.ndarray | None = None) -> NetworkSpec:
+    """The network spec: the config's architecture plus the facts of ``dataset`` (a MultiViewDataset).
+
+    ``indices`` are the training samples (for the automatic mesh scale); None = all samples.
+    """
     info = dataset.info
     spec = config.network_spec()
     spec.camera_names = list(dataset.get_canonical_camera_order())
@@ -184,12 +207,11 @@ def build_spec(config: TrainConfig, dataset, model_data) -> NetworkSpec:
             f"model.camera_mode is 'calibrated' but {info.path} has no camera parameters; use 'absolute' or 'auto'"
         )
     if spec.mesh_scale_init == "auto":
-        arrays = dataset._arrays
-        idx = np.asarray([i for i, _ in dataset._items], dtype=np.int64)
         scale = None
-        if arrays["keypoints_3d"] is not None and info.has_3d_keypoints:
-            kp = arrays["keypoints_3d"][idx].astype(np.float64) * dataset.world_scale
-            scale = estimate_mesh_scale(model_data, kp, arrays["kp3d_valid"][idx])
+        if info.has_3d_keypoints:
+            kp, valid = _keypoints_3d(info.path, indices)
+            if kp is not None:
+                scale = estimate_mesh_scale(model_data, kp * dataset.world_scale, valid)
         spec.mesh_scale_value = float(scale) if scale else 1.0
     else:
         spec.mesh_scale_value = float(spec.mesh_scale_init)

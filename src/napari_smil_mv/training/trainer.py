@@ -71,7 +71,7 @@ class _Run:
                     f"{path} was trained on cameras {self.spec.camera_names}, the dataset has others"
                 )
         else:
-            self.spec = build_spec(config, base, self.model_data)
+            self.spec = build_spec(config, base, self.model_data, self.train_ds.indices)
         from napari_smil_mv.body import SMILModel
         from napari_smil_mv.network import MultiViewRegressor
 
