@@ -66,13 +66,15 @@ def test_progress_events(fitted):
     assert events[0].stage == "init" and events[0].progress == 0.0 and "mesh scale" in events[0].message
     assert events[-1].stage == "done" and events[-1].result is result and events[-1].progress == 1.0
     stages = [e for e in events[1:-1]]
-    assert {e.stage for e in stages} == {"global", "pose"}
+    assert {e.stage for e in stages} == {"global", "pose", "refine"}
     progress = [e.progress for e in events]
     assert progress == sorted(progress)
     assert all(np.isfinite(e.loss) and "reproj" in e.loss_terms for e in stages)
     pose = [e.loss for e in stages if e.stage == "pose"]
     assert pose[-1] < pose[0]
-    assert result.history and result.history[-1]["stage"] == "pose"
+    refine = [e.loss for e in stages if e.stage == "refine"]
+    assert refine[-1] < pose[-1] and refine == sorted(refine, reverse=True)  # LM only keeps decreasing steps
+    assert result.history and result.history[-1]["stage"] == "refine"
 
 
 def test_cancel_flag_and_consumer_stop(clip):

@@ -26,6 +26,7 @@ from napari_smil_mv.results import (
     reprojection_summary,
     write_results,
 )
+from napari_smil_mv.results.metrics import axial_joints
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,12 @@ def test_metric_functions():
     assert s["n_keypoints"] == 2 and s["cameras_used"] == ["a"]
     joints = np.array([[[0, 0, 0], [3, 4, 0], [np.nan] * 3]], dtype=float)
     assert body_length(joints) == 5.0
+    # Axial joints only: the left/right pair (a leg) is left out, unpaired names stay.
+    names = ["spine", "head", "leg_L", "leg_R", "tail_long"]
+    assert axial_joints(names).tolist() == [True, True, False, False, True]
+    pts = np.array([[0, 0, 0], [2, 0, 0], [0, 9, 0], [0, -9, 0], [-1, 0, 0]], dtype=float)
+    assert body_length(pts, names) == 3.0 and body_length(pts) == 18.0
+    assert body_length(pts[:3], ["a_L", "a_R", "b"]) == body_length(pts[:3])  # < 2 axial joints: all
 
 
 def test_evaluate_stored_and_ground_truth(fitted):
@@ -122,8 +129,23 @@ def test_evaluate_stored_and_ground_truth(fitted):
         "joint_names": clip.model.joint_names,
     }
     g = evaluate(results, gt)
-    assert g["body_length"] == pytest.approx(body_length(clip.joints))
-    assert g["joint_error_3d_median"] < 0.01 * g["body_length"] and g["joint_error_3d_relative"] < 0.01
+    names = list(clip.model.joint_names)
+    axial = axial_joints(names)
+    assert g["body_length"] == pytest.approx(body_length(clip.joints, names))
+    assert g["body_length_joints"] == [n for n, a in zip(names, axial, strict=True) if a]
+    assert "leg_front_l_claw" not in g["body_length_joints"] and "head" in g["body_length_joints"]
+    assert g["body_length"] < body_length(clip.joints)  # appendages excluded
+    # Observed joints (mapped to a data keypoint) vs all model joints, stated explicitly.
+    mapped = [n for n, d in zip(names, results.data_names, strict=True) if d]
+    assert g["joints_compared"] == mapped and g["n_joints_observed"] == len(mapped)
+    assert g["n_joints_all"] == len(names) > len(mapped)
+    err = np.linalg.norm(results.joints_3d - clip.joints, axis=-1)
+    assert g["joint_error_3d_median"] == pytest.approx(np.median(err[:, results.mapped]))
+    assert g["joint_error_3d_median_all_joints"] == pytest.approx(np.median(err))
+    assert g["joint_error_3d_median_unobserved_joints"] == pytest.approx(np.median(err[:, ~results.mapped]))
+    assert g["joint_error_3d_relative"] == pytest.approx(g["joint_error_3d_median"] / g["body_length"])
+    assert g["joint_error_3d_relative_all_joints"] < 0.01 and g["joint_error_3d_relative"] < 0.01
+    assert "axial" in g["body_length_definition"]
     shifted = dict(gt, frame_indices=results.frame_indices + 1000)
     with pytest.raises(ValueError, match="shares no frame"):
         evaluate(results, shifted)

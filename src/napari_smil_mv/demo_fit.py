@@ -173,8 +173,9 @@ def iter_fit_demo(
     gt = metrics["ground_truth"]
     yield DemoEvent(
         "evaluate",
-        f"3D joint error {100 * gt['joint_error_3d_relative']:.2f} % of the body length "
-        f"({gt['joint_error_3d_median']:.2f} {results.units} median), median reprojection "
+        f"3D joint error {100 * gt['joint_error_3d_relative']:.2f} % of the body length over the observed "
+        f"joints ({gt['joint_error_3d_median']:.2f} {results.units} median; all joints "
+        f"{100 * gt['joint_error_3d_relative_all_joints']:.2f} %), median reprojection "
         f"{gt['reprojection_px_median']:.2f} px -> evaluation.json",
         at(0.9),
     )
@@ -211,6 +212,8 @@ def iter_fit_demo(
                 for k in (
                     "joint_error_3d_relative",
                     "joint_error_3d_median",
+                    "joint_error_3d_relative_all_joints",
+                    "joint_error_3d_median_all_joints",
                     "body_length",
                     "reprojection_px_median",
                     "reprojection_px_per_camera",

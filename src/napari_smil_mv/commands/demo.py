@@ -83,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"\nFit of the synthetic session ({fit['n_frames']} frames x {len(fit['cameras'])} cameras, keypoint "
             f"noise {fit['noise_px']:g} px) in {fit['fit_seconds']:.1f} s:\n"
-            f"  3D joint error   {_pct(gt.get('joint_error_3d_relative'))} of the body length "
-            f"({_num(gt.get('joint_error_3d_median'))} {fit['units']} median; body length "
-            f"{_num(gt.get('body_length'))} {fit['units']})\n"
+            f"  3D joint error   {_pct(gt.get('joint_error_3d_relative'))} of the body length over the observed "
+            f"joints ({_num(gt.get('joint_error_3d_median'))} {fit['units']} median; body length "
+            f"{_num(gt.get('body_length'))} {fit['units']}); all joints "
+            f"{_pct(gt.get('joint_error_3d_relative_all_joints'))} "
+            f"({_num(gt.get('joint_error_3d_median_all_joints'))} {fit['units']})\n"
             f"  reprojection     {_num(gt.get('reprojection_px_median'))} px median ({per_camera})"
         )
     elif fit and "skipped" in fit:

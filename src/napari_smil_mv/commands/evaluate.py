@@ -91,11 +91,22 @@ def run(args: argparse.Namespace) -> int:
             used = "" if name in m["cameras_used"] else " (not used in the fit)"
             print(f"    {name:<14} {_fmt(value, ' px')}{used}")
         if "joint_error_3d_median" in m:
-            line = f"  3D joint error median {_fmt(m['joint_error_3d_median'], ' ' + units)}"
+            line = (
+                f"  3D joint error median {_fmt(m['joint_error_3d_median'], ' ' + units)} over the "
+                f"{len(m['joints_compared'])} observed joints"
+            )
             if "body_length" in m:
                 line += (
                     f" = {_fmt(100 * m['joint_error_3d_relative'])} % of the body length "
-                    f"({_fmt(m['body_length'], ' ' + units)})"
+                    f"({_fmt(m['body_length'], ' ' + units)}, largest distance between the axial joints)"
                 )
             print(line)
+        if "joint_error_3d_median_all_joints" in m:
+            print(
+                f"  all {m['n_joints_all']} model joints: median "
+                f"{_fmt(m['joint_error_3d_median_all_joints'], ' ' + units)} = "
+                f"{_fmt(100 * m.get('joint_error_3d_relative_all_joints', float('nan')))} % of the body length; "
+                f"the {m['n_joints_all'] - m['n_joints_observed']} unobserved joints (placed by the model and "
+                f"its priors): {_fmt(m['joint_error_3d_median_unobserved_joints'], ' ' + units)}"
+            )
     return 0

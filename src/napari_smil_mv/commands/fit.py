@@ -51,7 +51,12 @@ def register(subparsers) -> None:
         "--exclude-cameras", default="", help="comma-separated camera names to leave out of the fit"
     )
     p.add_argument("--config", default=None, help="JSON file with FitConfig settings (see the fitting docs)")
-    p.add_argument("--iterations", type=int, default=None, help="iterations of the last stage (default 150)")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="maximum iterations of the last stage (default: 25 Levenberg-Marquardt steps)",
+    )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -172,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = None
     for event in fit_iter(model, data, config, device=device):
-        if event.stage == "init" or event.stage == "done" or event.iteration == event.total:
+        last_of_stage = event.iteration == event.total or event.message.endswith("(converged)")
+        if event.stage == "init" or event.stage == "done" or last_of_stage:
             say(f"[{event.elapsed_s:6.2f} s] {event.message}")
         elif not args.quiet and event.iteration % (config.report_every * 5) == 0:
             terms = ", ".join(f"{k} {v:.3g}" for k, v in event.loss_terms.items() if k != "total")

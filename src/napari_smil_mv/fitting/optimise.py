@@ -22,6 +22,7 @@ from napari_smil_mv.fitting.camera_check import CameraReport, camera_verdicts, c
 from napari_smil_mv.fitting.config import FitConfig, StageConfig
 from napari_smil_mv.fitting.data import FitData
 from napari_smil_mv.fitting.init import align_rest_pose
+from napari_smil_mv.fitting.lm import LevenbergMarquardt, LMSettings
 from napari_smil_mv.fitting.params import BodyParams, check_init_params, rotations_from_init
 from napari_smil_mv.fitting.problem import Problem
 from napari_smil_mv.fitting.result import FitEvent, FitResult
@@ -263,58 +264,17 @@ def _fit_iter(
     cancelled = False
     for si, stage in enumerate(config.stages):
         weights = config.stage_weights(stage)
-        tensors = params.tensors(_stage_groups(stage, config, model))
-        if not tensors or stage.iterations == 0:
+        groups = _stage_groups(stage, config, model)
+        if not params.tensors(groups) or stage.iterations == 0:
             continue
-        last: dict[str, Any] = {}
-
-        def closure(weights=weights, tensors=tensors, last=last) -> torch.Tensor:
-            for t in tensors:
-                t.grad = None
-            total, terms = problem.losses(params, weights)
-            total.backward()
-            last["total"], last["terms"] = total, terms
-            return total
-
-        if stage.optimiser == "lbfgs":
-            opt = torch.optim.LBFGS(
-                tensors,
-                lr=stage.lr,
-                max_iter=config.report_every,
-                history_size=20,
-                line_search_fn="strong_wolfe",
-                tolerance_grad=1e-9,
-                tolerance_change=1e-12,
-            )
+        if stage.optimiser == "lm":
+            steps = _lm_steps(problem, params, weights, groups, stage, cancel)
         else:
-            opt = torch.optim.Adam(tensors, lr=stage.lr)
-        it = 0
-        while it < stage.iterations:
-            if _is_cancelled(cancel):
+            steps = _gradient_steps(problem, params, weights, groups, stage, config, cancel)
+        for it, terms, flag in steps:
+            if flag == "cancelled":
                 cancelled = True
                 break
-            if stage.optimiser == "lbfgs":
-                chunk = min(config.report_every, stage.iterations - it)
-                opt.param_groups[0]["max_iter"] = chunk
-                opt.param_groups[0]["max_eval"] = 4 * chunk
-                before = opt.state[tensors[0]].get("n_iter", 0)
-                previous = last.get("total")
-                opt.step(closure)
-                done = opt.state[tensors[0]].get("n_iter", 0) - before
-                it += max(done, 1)
-                # L-BFGS stops early only at a stationary point (or when its line search makes no progress).
-                change = (
-                    abs(float(previous.detach()) - float(last["total"].detach()))
-                    if previous is not None
-                    else float("inf")
-                )
-                converged = done == 0 or change <= 1e-10 * max(1.0, abs(float(last["total"].detach())))
-            else:
-                for _ in range(min(config.report_every, stage.iterations - it)):
-                    opt.step(closure)
-                    it += 1
-                converged = False
-            terms = _floats(last["terms"], last["total"])
             if not math.isfinite(terms["total"]):
                 raise FloatingPointError(
                     f"fit stage {stage.name!r}: the loss became {terms['total']} at iteration "
@@ -330,10 +290,9 @@ def _fit_iter(
                 si,
                 n_stages,
                 time.perf_counter() - t0,
-                f"{stage.name} {min(it, stage.iterations)}/{stage.iterations} loss {terms['total']:.5g}",
+                f"{stage.name} {min(it, stage.iterations)}/{stage.iterations} loss {terms['total']:.5g}"
+                + (" (converged)" if flag == "converged" else ""),
             )
-            if converged:
-                break
         if cancelled:
             break
     params.tensors(())
@@ -351,6 +310,97 @@ def _fit_iter(
         + f": median reprojection {result.reprojection_median():.2f} px",
         result,
     )
+
+
+Step = tuple[int, dict[str, float], str]
+
+
+def _gradient_steps(
+    problem: Problem,
+    params: BodyParams,
+    weights: dict[str, float],
+    groups: tuple[str, ...],
+    stage: StageConfig,
+    config: FitConfig,
+    cancel: CancelFlag,
+) -> Iterator[Step]:
+    """L-BFGS or Adam: yields (iteration, loss terms, "" | "converged" | "cancelled") every report_every steps."""
+    tensors = params.tensors(groups)
+    last: dict[str, Any] = {}
+
+    def closure() -> torch.Tensor:
+        for t in tensors:
+            t.grad = None
+        total, terms = problem.losses(params, weights)
+        total.backward()
+        last["total"], last["terms"] = total, terms
+        return total
+
+    if stage.optimiser == "lbfgs":
+        opt = torch.optim.LBFGS(
+            tensors,
+            lr=stage.lr,
+            max_iter=config.report_every,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-9,
+            tolerance_change=1e-12,
+        )
+    else:
+        opt = torch.optim.Adam(tensors, lr=stage.lr)
+    it = 0
+    while it < stage.iterations:
+        if _is_cancelled(cancel):
+            yield it, {}, "cancelled"
+            return
+        if stage.optimiser == "lbfgs":
+            chunk = min(config.report_every, stage.iterations - it)
+            opt.param_groups[0]["max_iter"] = chunk
+            opt.param_groups[0]["max_eval"] = 4 * chunk
+            before = opt.state[tensors[0]].get("n_iter", 0)
+            previous = last.get("total")
+            opt.step(closure)
+            done = opt.state[tensors[0]].get("n_iter", 0) - before
+            it += max(done, 1)
+            # L-BFGS stops early only at a stationary point (or when its line search makes no progress).
+            change = (
+                abs(float(previous.detach()) - float(last["total"].detach()))
+                if previous is not None
+                else float("inf")
+            )
+            tol = 1e-10 if stage.tolerance is None else stage.tolerance
+            converged = done == 0 or change <= tol * max(1.0, abs(float(last["total"].detach())))
+        else:
+            for _ in range(min(config.report_every, stage.iterations - it)):
+                opt.step(closure)
+                it += 1
+            converged = False
+        yield it, _floats(last["terms"], last["total"]), "converged" if converged else ""
+        if converged:
+            return
+
+
+def _lm_steps(
+    problem: Problem,
+    params: BodyParams,
+    weights: dict[str, float],
+    groups: tuple[str, ...],
+    stage: StageConfig,
+    cancel: CancelFlag,
+) -> Iterator[Step]:
+    """Levenberg-Marquardt (:mod:`napari_smil_mv.fitting.lm`): yields after every Jacobian update."""
+    params.tensors(())
+    settings = LMSettings() if stage.tolerance is None else LMSettings(ftol=stage.tolerance)
+    solver = LevenbergMarquardt(problem, params, weights, groups, settings)
+    for step in solver.run(stage.iterations):
+        yield (
+            step["iteration"],
+            _floats(step["terms"], step["total"]),
+            "converged" if step["converged"] else "",
+        )
+        if _is_cancelled(cancel) and not step["converged"]:
+            yield step["iteration"], {}, "cancelled"
+            return
 
 
 def _finish(

@@ -69,6 +69,7 @@ class Problem:
                 "and that the keypoint weights are not all zero"
             )
         self.mapped_t = torch.as_tensor(self.mapped, device=device)
+        self.rig = data.cameras
         self.projector = Projector(data.cameras, torch.device(device), dtype)
         m = self.mapped
         self.obs2d = torch.as_tensor(np.nan_to_num(data.keypoints_2d[:, :, m]), **self.kw)
@@ -91,11 +92,15 @@ class Problem:
         self.w2d = torch.as_tensor(self.base_w2d * camera_weights[:, None, None], **self.kw)
 
     def losses(
-        self, params: BodyParams, weights: Mapping[str, float]
+        self, params: BodyParams, weights: Mapping[str, float], rotmats: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted total and the unweighted terms with non-zero weight."""
+        """Weighted total and the unweighted terms with non-zero weight.
+
+        ``rotmats`` (T, J, 3, 3) replaces ``params.rotmats()`` (the Levenberg-Marquardt stage differentiates
+        through rotation increments instead of the 6D parameters).
+        """
         cfg = self.config
-        rot = params.rotmats()
+        rot = params.rotmats() if rotmats is None else rotmats
         joints = self.joints_model(
             rot,
             params.betas(),

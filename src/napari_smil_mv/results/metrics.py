@@ -1,5 +1,8 @@
 """Metrics of fitted/predicted keypoints: reprojection error, PCK, 3D joint error, body length.
 
+Body length (:func:`body_length`): the median over frames of the largest distance between two *axial* joints
+(joints without a left/right partner: head, spine, abdomen, tail; not legs, antennae or ears).
+
 The array functions are plain numpy so training and benchmarking code can reuse them; :func:`evaluate` applies them
 to a :class:`Results` against its own data, a session, or a ground truth.
 """
@@ -44,22 +47,72 @@ def joint_errors_3d(predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(predicted, float) - np.asarray(reference, float), axis=-1)
 
 
-def body_length(joints: np.ndarray) -> float:
-    """Body length: median over frames of the largest distance between two joints (world units).
+#: Name markers of left/right joints (the same rules as the fit's ``limb_scale_sym`` prior).
+_SIDE_SWAPS = (("_L", "_R"), ("_l", "_r"), ("left", "right"), ("Left", "Right"))
+
+BODY_LENGTH_DEFINITION = (
+    "median over frames of the largest distance between two axial reference joints (axial: joints without a "
+    "left/right partner by name, i.e. not legs, antennae or ears; all joints when fewer than two are axial)"
+)
+
+
+def axial_joints(joint_names: Sequence[str]) -> np.ndarray:
+    """(J,) bool: joints that have no left/right partner by name (head, spine, abdomen, tail; not limbs).
+
+    A joint is paired when its name contains ``_L``/``_l``/``left``/``Left`` (or the right-hand marker) and the
+    name with the marker swapped is also a joint, e.g. ``leg_front_l_claw`` / ``leg_front_r_claw``.
+    """
+    names = [str(n) for n in joint_names]
+    index = set(names)
+    axial = np.ones(len(names), dtype=bool)
+    for i, name in enumerate(names):
+        for left, right in _SIDE_SWAPS:
+            for a, b in ((left, right), (right, left)):
+                if a in name and name.replace(a, b) in index and name.replace(a, b) != name:
+                    axial[i] = False
+    return axial
+
+
+def body_length(joints: np.ndarray, joint_names: Sequence[str] | None = None) -> float:
+    """Body length: median over frames of the largest distance between two axial joints (world units).
 
     Parameters
     ----------
     joints
         (T, J, 3) or (J, 3) joints; NaN joints are ignored.
+    joint_names
+        (J,) names. Given, only the axial joints (:func:`axial_joints`: no left/right partner, so legs, antennae
+        and ears are left out) count, e.g. head to abdomen tip for the demo insect, nose to tail tip for the
+        SMILy mouse. None, or fewer than two axial joints: every joint counts (the skeleton's extent).
     """
     j = np.asarray(joints, dtype=np.float64)
     j = j[None] if j.ndim == 2 else j
+    if joint_names is not None:
+        axial = axial_joints(joint_names)
+        if axial.sum() >= 2:
+            j = j[:, axial]
     lengths = []
     for frame in j:
         ok = frame[np.isfinite(frame).all(-1)]
         if len(ok) >= 2:
             lengths.append(np.max(np.linalg.norm(ok[:, None] - ok[None], axis=-1)))
     return float(np.median(lengths)) if lengths else float("nan")
+
+
+def _error_stats(err3d: np.ndarray, joints: np.ndarray) -> tuple[float, float]:
+    """Median and mean of the finite errors ``(T, J)`` over the selected joints ``(J,)`` bool."""
+    e = err3d[:, joints]
+    e = e[np.isfinite(e)]
+    return (float(np.median(e)), float(np.mean(e))) if e.size else (float("nan"), float("nan"))
+
+
+def _observed_joints(results: Results) -> np.ndarray:
+    """(J,) bool: joints the fit's data observe (a data node mapped to them; else any stored observation)."""
+    if results.data_names is not None:
+        return results.mapped
+    if results.reprojection_error is not None:
+        return np.isfinite(results.reprojection_error).any(axis=(0, 1))
+    return np.ones(results.n_joints, dtype=bool)
 
 
 def reprojection_summary(
@@ -165,18 +218,28 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
         a :class:`napari_smil_mv.sessions.Session`: its 2D keypoints (and 3D points when present), matched by
         camera name, frame number and the results' data node names;
         a ground truth (``ground_truth.npz`` path, :class:`~napari_smil_mv.sessions.synthetic_truth.GroundTruth`
-        or a mapping with ``joints3d`` (T, J, 3), optional ``frame_indices`` and ``joint_names``): 3D joint error
-        over every model joint and the body length, plus the 2D metrics against the stored observations.
+        or a mapping with ``joints3d`` (T, J, 3), optional ``frame_indices`` and ``joint_names``): 3D joint errors
+        and the body length, plus the 2D metrics against the stored observations.
     animal
         Animal of the session (default: the one recorded in the results' provenance, else 0).
 
     Returns
     -------
     dict
-        ``reprojection_px_median``, ``reprojection_px_mean``, ``reprojection_px_per_camera`` (name → median),
-        ``pck_5px``, ``pck_10px``, ``n_keypoints``, ``cameras_used``, ``units``; with 3D references
-        ``joint_error_3d_median`` (and ``_mean``); with a ground truth also ``body_length`` and
-        ``joint_error_3d_relative`` (median / body length), in the results' units.
+        Always: ``units``, ``n_frames``, ``reference``, ``reprojection_px_median``, ``reprojection_px_mean``,
+        ``reprojection_px_per_camera`` (name → median), ``pck_5px``, ``pck_10px``, ``n_keypoints``,
+        ``cameras_used``.
+
+        With 3D references (a session's 3D points, a ground truth), absolute errors (no alignment) in ``units``:
+        ``joint_error_3d_median`` / ``_mean`` over the *observed* joints (the model joints a data keypoint is
+        mapped to: the standard MPJPE over tracked keypoints), listed in ``joints_compared``.
+
+        With a ground truth also: ``joint_error_3d_median_all_joints`` / ``_mean_all_joints`` over every model
+        joint, ``joint_error_3d_median_unobserved_joints`` (joints no keypoint observes: placed by the model and
+        the priors alone), ``n_joints_observed``, ``n_joints_all``; ``body_length`` (:func:`body_length` of the
+        ground truth: the largest distance between two axial joints, listed in ``body_length_joints``, defined in
+        ``body_length_definition``); ``joint_error_3d_relative`` and ``joint_error_3d_relative_all_joints``
+        (medians / body length).
     """
     out: dict[str, Any] = {"units": results.units, "n_frames": results.n_frames}
     reference_3d = None
@@ -191,16 +254,34 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
             errors = results.reprojection_error
             out["reference"] = "stored observations"
         out.update(reprojection_summary(errors, results.camera_names, results.camera_used))
-        if reference is not None and not is_session:
+        is_truth = reference is not None and not is_session
+        if is_truth:
             reference_3d = _ground_truth_joints(results, reference)
             out["reference"] = "ground truth"
-            length = body_length(reference_3d)
+        if reference_3d is None:
+            return out
+        err3d = joint_errors_3d(results.joints_3d, reference_3d)
+        observed_joints = _observed_joints(results) & np.isfinite(err3d).any(axis=0)
+        names = list(results.joint_names)
+        out["joint_error_3d_median"], out["joint_error_3d_mean"] = _error_stats(err3d, observed_joints)
+        out["joints_compared"] = [n for n, o in zip(names, observed_joints, strict=True) if o]
+        if is_truth:
+            every = np.isfinite(err3d).any(axis=0)
+            unobserved = every & ~observed_joints
+            med_all, mean_all = _error_stats(err3d, every)
+            out["joint_error_3d_median_all_joints"] = med_all
+            out["joint_error_3d_mean_all_joints"] = mean_all
+            out["joint_error_3d_median_unobserved_joints"] = _error_stats(err3d, unobserved)[0]
+            out["n_joints_observed"] = int(observed_joints.sum())
+            out["n_joints_all"] = int(every.sum())
+            length = body_length(reference_3d, names)
+            axial = axial_joints(names)
             out["body_length"] = length
-        if reference_3d is not None:
-            err3d = joint_errors_3d(results.joints_3d, reference_3d)
-            out["joint_error_3d_median"] = finite_median(err3d)
-            finite = err3d[np.isfinite(err3d)]
-            out["joint_error_3d_mean"] = float(np.mean(finite)) if finite.size else float("nan")
-            if "body_length" in out and out["body_length"] > 0:
-                out["joint_error_3d_relative"] = out["joint_error_3d_median"] / out["body_length"]
+            out["body_length_joints"] = (
+                [n for n, a in zip(names, axial, strict=True) if a] if axial.sum() >= 2 else names
+            )
+            out["body_length_definition"] = BODY_LENGTH_DEFINITION
+            if length > 0:
+                out["joint_error_3d_relative"] = out["joint_error_3d_median"] / length
+                out["joint_error_3d_relative_all_joints"] = med_all / length
     return out
