@@ -52,9 +52,9 @@ class BandedArrowSolver:
             self._factor_banded(diag, sub1, sub2)
         self.S = 0 if clip is None else clip.shape[0]
         if self.S:
-            self.B = coupling
-            self.AinvB = self._solve_a(coupling) if self.P else coupling
-            schur = clip - torch.einsum("tps,tpq->sq", coupling, self.AinvB) if self.P else clip
+            # With A = L Lᵀ and Z = L⁻¹ B: Bᵀ A⁻¹ B = Zᵀ Z (forward substitution only).
+            self.Z = self._forward(coupling) if self.P else coupling
+            schur = clip - torch.einsum("tps,tpq->sq", self.Z, self.Z) if self.P else clip
             self.Ls = torch.linalg.cholesky(schur)
 
     def _factor_banded(self, diag, sub1, sub2) -> None:
@@ -78,22 +78,29 @@ class BandedArrowSolver:
                 L2[t] = torch.linalg.solve_triangular(Lt, sub2[t].T, upper=False).T
         self.L0, self.L1, self.L2 = torch.stack(L0), L1, L2
 
-    def _solve_a(self, rhs: torch.Tensor) -> torch.Tensor:
-        """A⁻¹ rhs for rhs (T, P, k)."""
+    def _forward(self, rhs: torch.Tensor) -> torch.Tensor:
+        """L⁻¹ rhs for rhs (T, P, k)."""
         if not self.banded:
-            return torch.cholesky_solve(rhs, self.L0)
-        T, L0, L1, L2 = self.T, self.L0, self.L1, self.L2
-        z = [None] * T
-        for t in range(T):
+            return torch.linalg.solve_triangular(self.L0, rhs, upper=False)
+        L0, L1, L2 = self.L0, self.L1, self.L2
+        z: list[torch.Tensor] = []
+        for t in range(self.T):
             b = rhs[t]
             if t >= 1:
                 b = b - L1[t - 1] @ z[t - 1]
             if t >= 2:
                 b = b - L2[t - 2] @ z[t - 2]
-            z[t] = torch.linalg.solve_triangular(L0[t], b, upper=False)
-        x = [None] * T
+            z.append(torch.linalg.solve_triangular(L0[t], b, upper=False))
+        return torch.stack(z)
+
+    def _backward(self, rhs: torch.Tensor) -> torch.Tensor:
+        """L⁻ᵀ rhs for rhs (T, P, k)."""
+        if not self.banded:
+            return torch.linalg.solve_triangular(self.L0.transpose(1, 2), rhs, upper=True)
+        T, L0, L1, L2 = self.T, self.L0, self.L1, self.L2
+        x: list[torch.Tensor | None] = [None] * T
         for t in range(T - 1, -1, -1):
-            b = z[t]
+            b = rhs[t]
             if t + 1 < T:
                 b = b - L1[t].T @ x[t + 1]
             if t + 2 < T:
@@ -103,8 +110,12 @@ class BandedArrowSolver:
 
     def solve(self, rf: torch.Tensor, rs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Solve for right-hand sides rf (T, P) and rs (S,); returns (x_f (T, P), x_s (S,))."""
-        y = self._solve_a(rf[..., None])[..., 0] if self.P else rf
+        if not self.P:
+            xs = torch.cholesky_solve(rs[:, None], self.Ls)[:, 0] if self.S else rs
+            return rf, xs
+        z = self._forward(rf[..., None])
         if not self.S:
-            return y, rs
-        zs = torch.cholesky_solve((rs - torch.einsum("tps,tp->s", self.B, y))[:, None], self.Ls)[:, 0]
-        return (y - torch.einsum("tps,s->tp", self.AinvB, zs) if self.P else y), zs
+            return self._backward(z)[..., 0], rs
+        xs = torch.cholesky_solve((rs - torch.einsum("tps,tp->s", self.Z, z[..., 0]))[:, None], self.Ls)[:, 0]
+        xf = self._backward(z - torch.einsum("tps,s->tp", self.Z, xs)[..., None])[..., 0]
+        return xf, xs
