@@ -191,7 +191,44 @@ def test_noise_free_session_reaches_the_targets(clean_session):
     assert m["joint_error_3d_relative"] < 0.01
     assert m["n_joints_observed"] == 19 and len(m["joints_compared"]) == 19
     assert m["joint_error_3d_relative_all_joints"] < 0.05  # unobserved joints: model and priors only
-    assert result.history[-1]["stage"] == "refine" and elapsed < 15
+    assert result.history[-1]["stage"] == "refine" and elapsed < 30  # about 2 s on an idle 2-core machine
     # The stages before the Levenberg-Marquardt refinement alone stop well short on the same data.
     legacy = fit(model, data, FitConfig(stages=legacy_stages()))
     assert legacy.reprojection_median() > 5 * result.reprojection_median()
+
+
+def test_frame_windows():
+    from napari_smil_mv.fitting.lm_windows import frame_windows
+
+    assert frame_windows(10, 4) == [slice(0, 3), slice(3, 7), slice(7, 10)]
+    assert frame_windows(5, 500) == [slice(0, 5)]
+    assert frame_windows(1001, 500) == [slice(0, 334), slice(334, 667), slice(667, 1001)]
+
+
+def test_long_clips_are_refined_in_windows(clean_session):
+    """Beyond lm_window frames the LM stage refines the clip parameters on a sample of frames, then windows of
+    per-frame parameters; the accuracy holds."""
+    from napari_smil_mv.fitting.config import default_stages
+    from napari_smil_mv.sessions import JointMap, load_session
+
+    session = load_session(clean_session)
+    model = load_smil_model(None)
+    data = fit_data_from_session(
+        session, JointMap.read(clean_session / "joint_lookup.csv"), model.joint_names
+    )
+    events = []
+    windowed = fit(model, data, FitConfig(lm_window=4), progress=events.append)
+    before_refine = fit(model, data, FitConfig(stages=default_stages()[:2]))
+    refine = [e for e in events if e.stage == "refine"]
+    assert len(refine) == 4 and refine[-1].iteration == refine[-1].total  # the sample, then 3 windows
+    assert not np.allclose(windowed.log_beta_scales, before_refine.log_beta_scales)  # the sample moved them
+    assert windowed.reprojection_median() < 0.5 < before_refine.reprojection_median()
+    # Clip parameters only from the sample: the windows keep them.
+    frames_only = FitConfig(lm_window=4)
+    frames_only.stages[-1].optimise = ("global_orient", "body_pose", "trans")
+    kept = fit(model, data, frames_only)
+    for key in ("betas", "log_beta_scales", "betas_trans", "mesh_scale"):
+        assert np.allclose(getattr(kept, key), getattr(before_refine, key), rtol=1e-6, atol=1e-7), key
+    assert kept.reprojection_median() < 0.5
+    with pytest.raises(ValueError, match="lm_window"):
+        FitConfig(lm_window=2)

@@ -181,6 +181,11 @@ class FitConfig:
         Frames with fewer mapped joints with 3D points than this are initialised from their neighbours.
     report_every
         Yield a progress event every this many iterations (and at the end of every stage).
+    lm_window
+        Most frames a Levenberg-Marquardt stage solves at once (its memory grows by about 2-4 MB per frame).
+        Longer clips: the clip parameters are refined on 200 frames (at most this many) spread over the clip, then
+        the per-frame parameters in consecutive windows of at most this many frames
+        (:mod:`napari_smil_mv.fitting.lm_windows`).
     """
 
     stages: list[StageConfig] = field(default_factory=default_stages)
@@ -199,6 +204,7 @@ class FitConfig:
     exclude_inconsistent_cameras: bool = True
     min_init_joints: int = 3
     report_every: int = 5
+    lm_window: int = 500
 
     def __post_init__(self) -> None:
         self.stages = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in self.stages]
@@ -227,6 +233,8 @@ class FitConfig:
             stage.validate()
         if self.report_every < 1:
             raise ValueError(f"FitConfig.report_every must be >= 1, got {self.report_every}")
+        if self.lm_window < 3:
+            raise ValueError(f"FitConfig.lm_window must be >= 3 frames, got {self.lm_window}")
 
     def stage_weights(self, stage: StageConfig) -> dict[str, float]:
         """The weights in effect during ``stage`` (global weights with the stage's overrides)."""

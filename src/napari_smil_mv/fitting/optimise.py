@@ -9,7 +9,6 @@ result of the last iterate).
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -22,20 +21,11 @@ from napari_smil_mv.fitting.camera_check import CameraReport, camera_verdicts, c
 from napari_smil_mv.fitting.config import FitConfig, StageConfig
 from napari_smil_mv.fitting.data import FitData
 from napari_smil_mv.fitting.init import align_rest_pose
-from napari_smil_mv.fitting.lm import LevenbergMarquardt, LMSettings
 from napari_smil_mv.fitting.params import BodyParams, check_init_params, rotations_from_init
 from napari_smil_mv.fitting.problem import Problem
 from napari_smil_mv.fitting.result import FitEvent, FitResult
-
-CancelFlag = threading.Event | Callable[[], bool] | None
-
-
-def _is_cancelled(cancel: CancelFlag) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
+from napari_smil_mv.fitting.stages import CancelFlag, gradient_steps, lm_steps
+from napari_smil_mv.fitting.stages import floats as _floats
 
 
 def _as_model_data(model: Any) -> SMILModelData:
@@ -165,12 +155,6 @@ def _stage_groups(stage: StageConfig, config: FitConfig, model: SMILModelData) -
     return tuple(groups)
 
 
-def _floats(terms: Mapping[str, torch.Tensor], total: torch.Tensor) -> dict[str, float]:
-    out = {k: float(v.detach()) for k, v in terms.items()}
-    out["total"] = float(total.detach())
-    return out
-
-
 def fit_iter(
     model: SMILModelData | str | None,
     data: FitData,
@@ -268,9 +252,9 @@ def _fit_iter(
         if not params.tensors(groups) or stage.iterations == 0:
             continue
         if stage.optimiser == "lm":
-            steps = _lm_steps(problem, params, weights, groups, stage, cancel)
+            steps = lm_steps(problem, params, weights, groups, stage, cancel, (model, data, cw))
         else:
-            steps = _gradient_steps(problem, params, weights, groups, stage, config, cancel)
+            steps = gradient_steps(problem, params, weights, groups, stage, config, cancel)
         for it, terms, flag in steps:
             if flag == "cancelled":
                 cancelled = True
@@ -310,97 +294,6 @@ def _fit_iter(
         + f": median reprojection {result.reprojection_median():.2f} px",
         result,
     )
-
-
-Step = tuple[int, dict[str, float], str]
-
-
-def _gradient_steps(
-    problem: Problem,
-    params: BodyParams,
-    weights: dict[str, float],
-    groups: tuple[str, ...],
-    stage: StageConfig,
-    config: FitConfig,
-    cancel: CancelFlag,
-) -> Iterator[Step]:
-    """L-BFGS or Adam: yields (iteration, loss terms, "" | "converged" | "cancelled") every report_every steps."""
-    tensors = params.tensors(groups)
-    last: dict[str, Any] = {}
-
-    def closure() -> torch.Tensor:
-        for t in tensors:
-            t.grad = None
-        total, terms = problem.losses(params, weights)
-        total.backward()
-        last["total"], last["terms"] = total, terms
-        return total
-
-    if stage.optimiser == "lbfgs":
-        opt = torch.optim.LBFGS(
-            tensors,
-            lr=stage.lr,
-            max_iter=config.report_every,
-            history_size=20,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-9,
-            tolerance_change=1e-12,
-        )
-    else:
-        opt = torch.optim.Adam(tensors, lr=stage.lr)
-    it = 0
-    while it < stage.iterations:
-        if _is_cancelled(cancel):
-            yield it, {}, "cancelled"
-            return
-        if stage.optimiser == "lbfgs":
-            chunk = min(config.report_every, stage.iterations - it)
-            opt.param_groups[0]["max_iter"] = chunk
-            opt.param_groups[0]["max_eval"] = 4 * chunk
-            before = opt.state[tensors[0]].get("n_iter", 0)
-            previous = last.get("total")
-            opt.step(closure)
-            done = opt.state[tensors[0]].get("n_iter", 0) - before
-            it += max(done, 1)
-            # L-BFGS stops early only at a stationary point (or when its line search makes no progress).
-            change = (
-                abs(float(previous.detach()) - float(last["total"].detach()))
-                if previous is not None
-                else float("inf")
-            )
-            tol = 1e-10 if stage.tolerance is None else stage.tolerance
-            converged = done == 0 or change <= tol * max(1.0, abs(float(last["total"].detach())))
-        else:
-            for _ in range(min(config.report_every, stage.iterations - it)):
-                opt.step(closure)
-                it += 1
-            converged = False
-        yield it, _floats(last["terms"], last["total"]), "converged" if converged else ""
-        if converged:
-            return
-
-
-def _lm_steps(
-    problem: Problem,
-    params: BodyParams,
-    weights: dict[str, float],
-    groups: tuple[str, ...],
-    stage: StageConfig,
-    cancel: CancelFlag,
-) -> Iterator[Step]:
-    """Levenberg-Marquardt (:mod:`napari_smil_mv.fitting.lm`): yields after every Jacobian update."""
-    params.tensors(())
-    settings = LMSettings() if stage.tolerance is None else LMSettings(ftol=stage.tolerance)
-    solver = LevenbergMarquardt(problem, params, weights, groups, settings)
-    for step in solver.run(stage.iterations):
-        yield (
-            step["iteration"],
-            _floats(step["terms"], step["total"]),
-            "converged" if step["converged"] else "",
-        )
-        if _is_cancelled(cancel) and not step["converged"]:
-            yield step["iteration"], {}, "cancelled"
-            return
 
 
 def _finish(
