@@ -17,7 +17,10 @@ from napari_smil_mv.demo import run_demo  # noqa: E402
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_fit") / "out"
-    assert main(["demo", str(out), "--frames", "4", "--cameras", "2", "--session-frames", "6"]) == 0
+    assert (
+        main(["demo", str(out), "--frames", "4", "--cameras", "2", "--session-frames", "6", "--no-network"])
+        == 0
+    )
     return out
 
 
@@ -107,3 +110,36 @@ def test_demo_fit_bad_input(tmp_path):
     with pytest.raises(ValueError, match="noise_px"):
         run_demo(tmp_path / "d", noise_px=-1)
     assert (out / "session" / "mine.txt").read_text() == "user data" and not (tmp_path / "d").exists()
+
+
+def test_demo_runs_the_whole_pipeline_with_the_network(tmp_path, capsys):
+    """make session, preprocess, train briefly, infer, refine, evaluate, previews, and the summary says so."""
+    out = tmp_path / "net"
+    args = [
+        "demo",
+        str(out),
+        "--frames",
+        "2",
+        "--cameras",
+        "2",
+        "--session-frames",
+        "8",
+        "--train-seconds",
+        "2",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Network (small CNN" in printed and "refined by fit" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    net = summary["network"]
+    assert net["training_epochs"] >= 1
+    for key in ("network", "refined"):
+        gt = net[key]["ground_truth"]
+        assert gt["reference"] == "ground truth" and np.isfinite(gt["reprojection_px_median"])
+    # refinement by the fitter starts from the prediction and ends near the data
+    assert net["refined"]["ground_truth"]["reprojection_px_median"] < 3.0
+    for name in ("network.smilmv.h5", "network_refined.smilmv.h5", "network_evaluation.json", "network/run/"):
+        assert name in summary["files"] and (out / name).exists(), name
+    assert (out / "network" / "run" / "best.pt").is_file()
+    assert any(name.startswith("network_preview_") for name in summary["files"])
+    assert "Network (" in (out / "README.txt").read_text()

@@ -72,6 +72,8 @@ def run_demo(
     fit: bool = True,
     session_frames: int = 60,
     noise_px: float = 0.7,
+    network: bool = True,
+    train_seconds: float = 60.0,
 ) -> Iterator[DemoEvent]:
     """Write a synthetic multi-camera demo into ``outdir``, yielding progress events.
 
@@ -98,6 +100,11 @@ def run_demo(
         Frames of the synthetic session, 1..100000.
     noise_px
         Keypoint noise of the synthetic session in px (0 = exact projections).
+    network
+        With ``fit``: also preprocess the session, train the small network briefly, predict every frame, refine
+        the prediction with the fitter and evaluate both (:mod:`napari_smil_mv.demo_network`).
+    train_seconds
+        Training time budget of the network step, s.
 
     Returns
     -------
@@ -130,7 +137,16 @@ def run_demo(
 
     check_fit_demo_args(outdir, session_frames, noise_px)
     base = _run_demo(outdir, int(n_frames), int(n_cameras), int(seed))
-    return run_demo_with_fit(base, outdir, int(n_cameras), int(session_frames), int(seed), float(noise_px))
+    return run_demo_with_fit(
+        base,
+        outdir,
+        int(n_cameras),
+        int(session_frames),
+        int(seed),
+        float(noise_px),
+        network=bool(network),
+        train_seconds=float(train_seconds),
+    )
 
 
 def _fit_ring(points: np.ndarray, n_cameras: int, seed: int) -> Any:

@@ -283,16 +283,26 @@ def check_fit_demo_args(outdir: Path, session_frames: int, noise_px: float) -> N
 
 
 def run_demo_with_fit(
-    base: Any, outdir: Path, n_cameras: int, session_frames: int, seed: int, noise_px: float
+    base: Any,
+    outdir: Path,
+    n_cameras: int,
+    session_frames: int,
+    seed: int,
+    noise_px: float,
+    network: bool = False,
+    train_seconds: float = 60.0,
 ) -> Generator[DemoEvent, None, None]:
-    """The demo's events (``base``, from ``napari_smil_mv.demo._run_demo``) followed by :func:`iter_fit_demo`;
-    adds the fit's files and numbers to ``summary.json`` and ``README.txt``."""
+    """The demo's events (``base``, from ``napari_smil_mv.demo._run_demo``) followed by :func:`iter_fit_demo`
+    and, with ``network``, :func:`napari_smil_mv.demo_network.iter_network_demo` (preprocess, train for at most
+    ``train_seconds``, predict, refine, evaluate); adds their files and numbers to ``summary.json`` and
+    ``README.txt``."""
     import time
 
     from napari_smil_mv.demo import readme_text
 
     started = time.perf_counter()
     share = 0.3
+    fit_end = 0.6 if network else 0.99
     for event in base:
         if event.stage != "done":
             yield DemoEvent(event.stage, event.message, share * event.progress)
@@ -304,7 +314,7 @@ def run_demo_with_fit(
         yield DemoEvent("fit", f"fit skipped: {reason}", 0.99)
     else:
         info = yield from iter_fit_demo(
-            outdir, n_cameras, session_frames, seed, noise_px, progress=(share, 0.99)
+            outdir, n_cameras, session_frames, seed, noise_px, progress=(share, fit_end)
         )
         summary["fit"] = info
         files = dict(summary["files"])
@@ -313,6 +323,18 @@ def run_demo_with_fit(
             files[name] = DEMO_FIT_FILES[name]
         for name in info["previews"]:
             files[name] = DEMO_FIT_FILES["fit_preview_<camera>.png"]
+        if network:
+            from napari_smil_mv.demo_network import DEMO_NETWORK_FILES, iter_network_demo
+
+            net = yield from iter_network_demo(
+                outdir, time_limit_s=float(train_seconds), progress=(fit_end, 0.99)
+            )
+            summary["network"] = {k: v for k, v in net.items() if k != "previews"}
+            for name, text in DEMO_NETWORK_FILES.items():
+                if "<camera>" not in name:
+                    files[name] = text
+            for name in net.get("previews", []):
+                files[name] = DEMO_NETWORK_FILES["network_preview_<camera>.png"]
         if readme is not None:
             files["README.txt"] = readme
         summary["files"] = files
@@ -325,8 +347,18 @@ def run_demo_with_fit(
             f"3D joint error {100 * (gt['joint_error_3d_relative'] or float('nan')):.2f} % of the body length, "
             f"median reprojection {gt['reprojection_px_median'] or float('nan'):.2f} px (evaluation.json).\n"
         )
+    if "network" in summary:
+        net_gt = summary["network"]["network"]["ground_truth"]
+        ref_gt = summary["network"].get("refined", {}).get("ground_truth", {})
+        text += (
+            f"Network ({summary['network']['training_epochs']} epochs in {summary['network']['training_s']:.0f} s): "
+            f"3D joint error {net_gt['joint_error_3d_median']:.2f}, median reprojection "
+            f"{net_gt['reprojection_px_median']:.2f} px; after refinement by the fitter "
+            f"{ref_gt.get('joint_error_3d_median', float('nan')):.2f} and "
+            f"{ref_gt.get('reprojection_px_median', float('nan')):.2f} px (network_evaluation.json).\n"
+        )
     with atomic_path(summary_path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(_clean(summary), indent=2, default=str) + "\n", encoding="utf-8")
     with atomic_path(outdir / "README.txt", overwrite=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
     yield DemoEvent("done", f"wrote {len(summary['files'])} files to {outdir}", 1.0)

@@ -17,8 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cameras and write the model, calibration.toml, ground-truth meshes, 3D/2D keypoints, the animation "
         "parameters and preview images into OUTDIR; then write a synthetic recording session of it (session/), "
         "fit the body model to that session (fit.smilmv.h5), evaluate the fit against the ground truth "
-        "(evaluation.json) and draw the fitted mesh over each camera's video (fit_preview_<camera>.png). "
-        "Nothing is downloaded.",
+        "(evaluation.json) and draw the fitted mesh over each camera's video (fit_preview_<camera>.png); "
+        "then preprocess the session into a training dataset, train the small network briefly, predict every "
+        "frame, refine the prediction with the fitter and evaluate both (network*.smilmv.h5, "
+        "network_evaluation.json, network_preview_<camera>.png). Nothing is downloaded.",
     )
     parser.add_argument("outdir", type=Path, help="output folder (created; must be empty unless --overwrite)")
     parser.add_argument("--frames", type=int, default=30, help="number of frames at 30 fps (default: 30)")
@@ -44,6 +46,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.7,
         help="keypoint noise of the synthetic session, px (default: 0.7)",
     )
+    parser.add_argument(
+        "--no-network",
+        action="store_true",
+        help="skip the network step (preprocess, train briefly, infer, refine, evaluate; run by default)",
+    )
+    parser.add_argument(
+        "--train-seconds",
+        type=float,
+        default=60.0,
+        help="training time budget of the network step in seconds (default: 60)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -62,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             fit=not args.no_fit,
             session_frames=args.session_frames,
             noise_px=args.noise_px,
+            network=not args.no_network,
+            train_seconds=args.train_seconds,
         )
     except (FileExistsError, ValueError) as exc:
         raise CommandError(str(exc)) from None
@@ -90,7 +105,20 @@ def run(args: argparse.Namespace) -> int:
             f"({_num(gt.get('joint_error_3d_median_all_joints'))} {fit['units']})\n"
             f"  reprojection     {_num(gt.get('reprojection_px_median'))} px median ({per_camera})"
         )
-    elif fit and "skipped" in fit:
+    net = summary.get("network")
+    if net:
+        gt_n, gt_r = net["network"]["ground_truth"], net.get("refined", {}).get("ground_truth", {})
+        print(
+            f"\nNetwork (small CNN, {net['training_epochs']} epochs in {net['training_s']:.0f} s of training) on "
+            f"the same session:\n"
+            f"  prediction       3D joint error {_num(gt_n.get('joint_error_3d_median'))} {fit['units']} median "
+            f"({_pct(gt_n.get('joint_error_3d_relative'))}), reprojection "
+            f"{_num(gt_n.get('reprojection_px_median'))} px, PCK@5 px {_num(gt_n.get('pck_5px'))}\n"
+            f"  refined by fit   3D joint error {_num(gt_r.get('joint_error_3d_median'))} {fit['units']} median "
+            f"({_pct(gt_r.get('joint_error_3d_relative'))}), reprojection "
+            f"{_num(gt_r.get('reprojection_px_median'))} px, PCK@5 px {_num(gt_r.get('pck_5px'))}"
+        )
+    if fit and "skipped" in fit:
         print(f"\nFit skipped: {fit['skipped']}.")
     return 0
 
