@@ -14,6 +14,7 @@ samples/s (multi-view samples) of both and their ratio (target >= 0.8 at realist
 Example::
 
     python benchmarks/bench_train.py --backbone small_cnn --size 64 --batch 8 --views 4
+    python benchmarks/bench_train.py --backbone small_cnn small_cnn resnet50 --size 64 128 128 --batch 32 32 8
     python benchmarks/bench_train.py --backbone resnet50 --size 128 --batch 4 --views 4 --iters 3
     python benchmarks/bench_train.py --backbone resnet50 --size 224 --batch 32 --device cuda --amp bf16
 """
@@ -133,13 +134,14 @@ def bench(
     def full_step():
         with autocast():
             out = net(b["images"], b["view_mask"], b["camera_indices"], b["K"], b["R"], b["t"])
-        total, _, _ = compute_losses(out, b, smil, weights, joint_w, size, spec.body_length)
+        total, terms, _ = compute_losses(out, b, smil, weights, joint_w, size, spec.body_length)
         opt.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0, foreach=True)
         scaler.step(opt)
         scaler.update()
+        return torch.stack([*terms.values(), total]).detach()  # the loss values the trainer keeps per step
 
     t_bb, t_full = _time_pair(backbone_step, full_step, iters, warmup, dev)
     params = sum(p.numel() for p in net.parameters())
@@ -180,7 +182,7 @@ def main() -> None:
     p.add_argument(
         "--size", type=int, nargs="+", default=None, help="image side per backbone (default 64, 128)"
     )
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, nargs="+", default=[8], help="samples per step, per backbone")
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
@@ -196,9 +198,10 @@ def main() -> None:
     sizes = args.size or [64 if b == "small_cnn" else 128 for b in args.backbone]
     if len(sizes) == 1:
         sizes = sizes * len(args.backbone)
+    batches = args.batch * len(args.backbone) if len(args.batch) == 1 else args.batch
     rows = []
-    for backbone, size in zip(args.backbone, sizes, strict=True):
-        r = bench(backbone, size, args.batch, args.views, args.iters, args.warmup, args.device, args.amp)
+    for backbone, size, batch in zip(args.backbone, sizes, batches, strict=True):
+        r = bench(backbone, size, batch, args.views, args.iters, args.warmup, args.device, args.amp)
         rows.append(r)
         if not args.json:
             print(
@@ -209,7 +212,7 @@ def main() -> None:
                 flush=True,
             )
     if args.dataset:
-        rate = bench_loader(args.dataset, args.batch, args.workers, 10)
+        rate = bench_loader(args.dataset, batches[0], args.workers, 10)
         rows.append({"loader_samples_per_s": rate, "workers": args.workers})
         if not args.json:
             print(f"data loader ({args.workers} workers): {rate:.1f} samples/s")

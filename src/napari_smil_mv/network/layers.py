@@ -118,8 +118,12 @@ class MLPBodyHead(nn.Module):
 class DecoderLayer(nn.Module):
     """Query cross-attention to the context tokens (pre-norm, bias-free projections), then a feed-forward block.
 
-    The context's keys and values (:meth:`context`) do not depend on the query, so they are computed once and
-    reused by every refinement iteration.
+    The keys and values ``W_k x_n``, ``W_v x_n`` of the ``N`` context tokens are never formed: with few queries
+    (the body head has one) it is cheaper to move the projections to the query side,
+    ``q_h · W_k,h x_n = (W_k,h^T q_h) · x_n`` and ``Σ_n p_n W_v,h x_n = W_v,h (Σ_n p_n x_n)``, which is the same
+    attention (up to float rounding) at ``O(H·Q·N·D)`` instead of ``O(N·D²)`` per layer. The normalised context
+    (:meth:`context`) does not depend on the query, so it is computed once and reused by every refinement
+    iteration.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
@@ -129,7 +133,7 @@ class DecoderLayer(nn.Module):
         self.norm_q = nn.LayerNorm(dim)
         self.norm_ctx = nn.LayerNorm(dim)
         self.q = nn.Linear(dim, dim, bias=False)
-        self.kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * dim, bias=False)  # rows: keys then values, head-major within each
         self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(
@@ -140,25 +144,27 @@ class DecoderLayer(nn.Module):
             nn.Dropout(dropout),
         )
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, D = x.shape
-        return x.view(B, N, self.heads, D // self.heads).transpose(1, 2)  # (B, H, N, d)
+    def context(self, ctx: torch.Tensor) -> torch.Tensor:
+        """Normalised context tokens ``(B, N, dim)`` (what the keys and values are projected from)."""
+        return self.norm_ctx(ctx)
 
-    def context(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values ``(B, H, N, d)`` of the context tokens ``(B, N, dim)``."""
-        k, v = self.kv(self.norm_ctx(ctx)).chunk(2, dim=-1)
-        return self._split(k), self._split(v)
-
-    def forward(
-        self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], ctx_pad: torch.Tensor
-    ) -> torch.Tensor:
-        """``q (B, Q, dim)``; ``ctx_pad (B, N)`` True for padded context tokens."""
+    def forward(self, q: torch.Tensor, ctx_norm: torch.Tensor, ctx_pad: torch.Tensor) -> torch.Tensor:
+        """``q (B, Q, dim)``; ``ctx_norm (B, N, dim)`` from :meth:`context`; ``ctx_pad (B, N)`` True = padded."""
         B, Q, D = q.shape
-        qh = self._split(self.q(self.norm_q(q)))
-        keep = (~ctx_pad)[:, None, None, :]  # (B, 1, 1, N), True = attend
-        drop = self.dropout if self.training else 0.0
-        a = F.scaled_dot_product_attention(qh, kv[0], kv[1], attn_mask=keep, dropout_p=drop)
-        q = q + self.proj(a.transpose(1, 2).reshape(B, Q, D))
+        N = ctx_norm.shape[1]
+        H = self.heads
+        d = D // H
+        qh = self.q(self.norm_q(q)).view(B, Q, H, d)
+        w_k, w_v = self.kv.weight.view(2, H, d, D).unbind(0)  # (H, d, D) each
+        u = torch.einsum("bqhi,hij->bhqj", qh, w_k).reshape(B, H * Q, D)  # W_k,h^T q_h
+        scores = torch.bmm(u, ctx_norm.transpose(1, 2)).view(B, H, Q, N) * (d**-0.5)
+        scores = scores.masked_fill(ctx_pad[:, None, None, :], float("-inf"))
+        p = torch.softmax(scores, dim=-1)
+        if self.training and self.dropout > 0:
+            p = F.dropout(p, self.dropout)
+        c = torch.bmm(p.reshape(B, H * Q, N), ctx_norm).view(B, H, Q, D)  # Σ_n p_n x_n
+        a = torch.einsum("bhqj,hij->bqhi", c, w_v).reshape(B, Q, D)  # W_v,h (Σ_n p_n x_n)
+        q = q + self.proj(a)
         return q + self.ffn(self.norm2(q))
 
 
@@ -227,13 +233,13 @@ class TransformerBodyHead(nn.Module):
         spatial = self.token_proj(tokens) + self.position[:, :, :P] + self.camera_embedding(cams).unsqueeze(2)
         ctx = torch.cat([spatial.reshape(B, V * P, -1), self.fused_proj(fused)], dim=1)
         pad = torch.cat([(~view_mask).unsqueeze(-1).expand(B, V, P).reshape(B, V * P), ~view_mask], dim=1)
-        kvs = [layer.context(ctx) for layer in self.layers]
+        ctx_norms = [layer.context(ctx) for layer in self.layers]
         z = pooled.new_zeros(B, self.out.out_features)
         history = []
         for _ in range(self.iters):
             q = self.query.expand(B, 1, -1) + self.state_proj(self.state_norm(z)).unsqueeze(1)
-            for layer, kv in zip(self.layers, kvs, strict=True):
-                q = layer(q, kv, pad)
+            for layer, ctx_norm in zip(self.layers, ctx_norms, strict=True):
+                q = layer(q, ctx_norm, pad)
             z = z + self.out(self.out_norm(q[:, 0]))
             history.append(z)
         return z, history

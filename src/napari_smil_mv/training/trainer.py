@@ -188,7 +188,9 @@ class _Run:
         )
 
     # ------------------------------------------------------------------------------------------ stages
-    def train_step(self, x: dict, y: dict, weights: dict, freeze: bool) -> dict[str, float]:
+    def train_step(self, x: dict, y: dict, weights: dict, freeze: bool) -> tuple[list[str], torch.Tensor]:
+        """One optimiser step; returns the loss names (terms, then ``total``) and their detached values ``(n,)``
+        on the device (not synchronised: the caller converts them to numbers only when it reports)."""
         b = self.batch(x, y, self.train_dist_cams)
         factor = lr_factor(self.cfg.optim, self.epoch, self.global_step, self.total_steps)
         self.lr = set_lr(self.opt, factor, freeze)
@@ -205,9 +207,8 @@ class _Run:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip, foreach=True)
         self.scaler.step(self.opt)
         self.scaler.update()
-        vals = {k: float(v.detach()) for k, v in terms.items()}
-        vals["total"] = float(total.detach())
-        return vals
+        names = [*terms, "total"]
+        return names, torch.stack([*terms.values(), total]).detach().float()
 
     @torch.no_grad()
     def validate(self, weights: dict) -> tuple[dict, dict]:
@@ -300,6 +301,15 @@ class _Run:
         return result
 
 
+def _add_losses(sums: dict[str, float], names: list[str], pending: list[torch.Tensor]) -> None:
+    """Add the pending per-step loss vectors ``(n,)`` to ``sums`` (one device sync) and clear them."""
+    if pending:
+        totals = torch.stack(pending).cpu().double().sum(0).tolist()
+        for k, v in zip(names, totals, strict=True):
+            sums[k] = sums.get(k, 0.0) + v
+        pending.clear()
+
+
 def train_iter(
     config: TrainConfig | dict | str | Path,
     resume: bool | str | Path | None = None,
@@ -345,14 +355,16 @@ def _train(cfg: TrainConfig, resume, cancel: CancelFlag) -> Iterator[TrainEvent]
             sums: dict[str, float] = {}
             n_steps = 0
             run.net.train()
+            pending: list[torch.Tensor] = []  # per-step loss values not yet read back from the device
+            names: list[str] = []
             for x, y in run._loader(run.train_ds, run._batches(run.epoch, run.step_in_epoch)):
-                vals = run.train_step(x, y, weights, freeze)
-                for k, v in vals.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                names, vals = run.train_step(x, y, weights, freeze)
+                pending.append(vals)
                 n_steps += 1
                 run.step_in_epoch += 1
                 run.global_step += 1
                 if run.global_step % cfg.log_every == 0:
+                    _add_losses(sums, names, pending)
                     means = {k: v / n_steps for k, v in sums.items()}
                     yield run.event(
                         "step",
@@ -377,6 +389,7 @@ def _train(cfg: TrainConfig, resume, cancel: CancelFlag) -> Iterator[TrainEvent]
                 ):
                     stop_time = True
                     break
+            _add_losses(sums, names, pending)
             train_losses = {k: v / max(1, n_steps) for k, v in sums.items()}
             val_losses, metrics = run.validate(weights)
             record = {
