@@ -307,10 +307,27 @@ def test_prefetch_decodes_each_first_frame_once(anipose):
 
     data = session_layer_data(anipose, cameras=["back", "mid"], points3d=None)
     videos = [d for d, _, t in data if t == "image"]
-    prefetch_first_frames(data)
+    prefetch_first_frames(data, 0)
     for vid in videos:  # napari's request races the background decode; the lock makes it decode once
         assert vid[0].shape == (1024, 1280, 3)
         assert vid.n_decoded == 1
+
+
+def test_first_shown_indices_and_sequential_reader(anipose):
+    from napari_smil_mv.napari.video_array import first_shown_indices
+
+    assert first_shown_indices(120) == (0, 59) and first_shown_indices(1) == (0,)
+    video = anipose.views["back"].video
+    video.close()
+    frames = [video.frame(i) for i in (0, 1, 2, 5, 40, 3)]
+    reader = video._reader
+    assert reader is not None and reader.n_seeks == 2  # forward reads and short skips need no seek
+    import sleap_io as sio
+
+    ref = sio.load_video(str(video.path))
+    for img, i in zip(frames, (0, 1, 2, 5, 40, 3), strict=True):
+        np.testing.assert_array_equal(img, np.asarray(ref[i]))  # same pixels as sleap-io's own reader
+    ref.close()
 
 
 def test_session_of_plain_slp_layer_explains():

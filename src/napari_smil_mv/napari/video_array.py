@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -98,6 +98,9 @@ class VideoArray:
             idx = list(range(*key.indices(len(self))))
         else:
             idx = [int(i) for i in np.asarray(key).reshape(-1)]
+        if len(idx) == 1:  # napari's slice of one frame: a view, no copy
+            out = self.frame(idx[0])[None]
+            return out[(slice(None), *rest)] if rest else out
         if len(idx) > 16:
             raise ValueError(
                 f"refusing to decode {len(idx)} frames of camera {self.video.name!r} at once; index fewer frames"
@@ -117,12 +120,43 @@ class VideoArray:
 _PREFETCH = ThreadPoolExecutor(max_workers=4, thread_name_prefix="smil-video-prefetch")
 
 
-def prefetch_first_frames(layer_data: Iterable[tuple], index: int = 0) -> None:
-    """Start decoding image ``index`` of every :class:`VideoArray` in ``layer_data`` in background threads.
+def first_shown_indices(n: int) -> tuple[int, ...]:
+    """Images napari slices when a video of ``n`` images becomes the first layer of a viewer: 0, then the centre.
 
-    The decoders release the GIL, so the first frames are decoded while napari creates the layers; napari's
-    own request then waits for (or finds) the cached frame. Returns at once.
+    A new layer is sliced at index 0 when created; adding the first layer to a viewer moves the sliders to the
+    centre step, ``int((n - 1) / 2)`` (napari's ``Dims._go_to_center_step``).
+    """
+    centre = int((n - 1) / 2) if n > 0 else 0
+    return (0,) if centre == 0 else (0, centre)
+
+
+def _prefetch_many(video: VideoArray, indices: Sequence[int]) -> None:
+    for i in indices:
+        video.prefetch(i)
+
+
+def prefetch_first_frames(layer_data: Iterable[tuple], index: int | Sequence[int] | None = None) -> None:
+    """Start decoding the first shown images of every :class:`VideoArray` in ``layer_data`` in background threads.
+
+    Parameters
+    ----------
+    layer_data
+        ``(data, kwargs, layer_type)`` tuples; only :class:`VideoArray` data is touched.
+    index
+        Image index or indices to decode, in order, per video (default :func:`first_shown_indices`).
+
+    Notes
+    -----
+    The decoders release the GIL, so the frames are decoded while napari creates the layers; napari's own
+    request then waits for (or finds) the cached frame. Returns at once. One task per video, so one video's
+    frames are read in order by one thread (reading the next frame needs no seek).
     """
     for data, _, _ in layer_data:
         if isinstance(data, VideoArray):
-            _PREFETCH.submit(data.prefetch, index)
+            if index is None:
+                indices: Sequence[int] = first_shown_indices(len(data))
+            elif isinstance(index, (int, np.integer)):
+                indices = (int(index),)
+            else:
+                indices = tuple(int(i) for i in index)
+            _PREFETCH.submit(_prefetch_many, data, indices)

@@ -9,6 +9,7 @@ created for a missing file, on first access for a file that cannot be decoded).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,73 @@ import numpy as np
 
 class VideoMissingWarning(UserWarning):
     """A session's video file could not be found or opened; blank frames are shown instead."""
+
+
+class SequentialReader:
+    """Frame reader over one kept-open ``cv2.VideoCapture`` that seeks only on jumps; thread-safe.
+
+    Decoding the next frame of an open capture costs a few ms, a seek (``CAP_PROP_POS_FRAMES``) tens to hundreds
+    of ms (back to the previous keyframe, then decode forward). sleap-io's opencv backend seeks whenever the
+    capture is not exactly at the requested frame (for instance frame 0 after its grayscale probe), so stepping
+    through a video and the first frames of a session paid a seek each. This reader reads forward for the next
+    frame and for short forward jumps (``max_skip`` frames, grabbed without conversion) and seeks otherwise.
+
+    Parameters
+    ----------
+    path
+        Video file opened with OpenCV.
+    channels
+        Channels ``C`` of the frames returned: 1 (grayscale, the first channel, as sleap-io does) or 3 (RGB).
+    max_skip
+        Longest forward jump read through instead of seeking.
+    """
+
+    def __init__(self, path: str | Path, channels: int, max_skip: int = 8) -> None:
+        self.path = Path(path)
+        self.channels = int(channels)
+        self.max_skip = int(max_skip)
+        self._cap = None
+        self._next = 0  # index of the frame the next read() returns
+        self._lock = threading.Lock()
+        self.n_seeks = 0  # seeks so far (for tests and benchmarks)
+
+    def read(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` as ``(H, W, C)`` uint8 RGB (or grayscale), or None when OpenCV cannot read it."""
+        import cv2
+
+        index = int(index)
+        with self._lock:
+            if self._cap is None:
+                self._cap = cv2.VideoCapture(str(self.path))
+                self._next = 0
+                if not self._cap.isOpened():
+                    self._cap = None
+                    return None
+            cap = self._cap
+            if not 0 <= index - self._next <= self.max_skip:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+                self.n_seeks += 1
+                self._next = index
+            while self._next < index:
+                if not cap.grab():
+                    self._next = -1  # position unknown: seek next time
+                    return None
+                self._next += 1
+            ok, img = cap.read()
+            if not ok or img is None:
+                self._next = -1
+                return None
+            self._next = index + 1
+        if self.channels == 1:
+            return np.ascontiguousarray(img[..., 2:3])  # red, as sleap-io (grayscale: channels equal)
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place, no extra copy
+
+    def close(self) -> None:
+        """Release the capture (reopened on the next read)."""
+        with self._lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
 
 
 class LazyVideo:
@@ -66,6 +134,7 @@ class LazyVideo:
         )
         self._fallback_shape = (int(n_frames), int(size[1]), int(size[0]), int(channels))
         self._video = None  # sleap_io.Video once opened
+        self._reader: SequentialReader | None = None  # own OpenCV reader when sleap-io uses OpenCV
         self._opened = False
         self._missing_reason: str | None = None
         if self.path is None or not self.path.is_file():
@@ -105,6 +174,8 @@ class LazyVideo:
             return
         self._video = video
         self._shape = shape
+        if getattr(video.backend, "plugin", None) == "opencv" and shape[3] in (1, 3):
+            self._reader = SequentialReader(self.path, shape[3])
 
     def _warn(self, stacklevel: int = 4) -> None:
         h, w = self._fallback_shape[1:3]
@@ -159,7 +230,9 @@ class LazyVideo:
             raise IndexError(f"frame {index} is out of range for camera {self.name!r} video with {n} frames")
         if self._video is None:
             return np.zeros(self._fallback_shape[1:], dtype=np.uint8)
-        img = np.asarray(self._video[i])
+        img = self._reader.read(i) if self._reader is not None else None
+        if img is None:  # no OpenCV reader, or it failed on this frame: sleap-io's own path
+            img = np.asarray(self._video[i])
         if img.ndim == 2:
             img = img[..., None]
         return img
@@ -191,6 +264,9 @@ class LazyVideo:
 
     def close(self) -> None:
         """Release the decoder (it is reopened on the next access)."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._video is not None:
             try:
                 self._video.close()
