@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -37,6 +36,7 @@ from napari_smil_mv.fitting import FitConfig, FitEvent
 from napari_smil_mv.fitting.config import default_weights
 from napari_smil_mv.napari.fit_job import FitOutcome, prepare_fit, run_fit_job
 from napari_smil_mv.napari.registry import session_id_of
+from napari_smil_mv.napari.widget_parts import add_job_controls, path_row, wrapping_label
 from napari_smil_mv.results import RESULTS_SUFFIX, write_results
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,9 +85,9 @@ class FitWidget(QWidget):
         layout = QVBoxLayout(self)
         box = QGroupBox("Inputs (the session shown in the viewer)")
         form = QFormLayout(box)
-        self.model_edit, row = self._path_row("SMIL model .pkl (empty: demo model)", self._browse_model)
+        self.model_edit, row = path_row("SMIL model .pkl (empty: demo model)", self._browse_model)
         form.addRow("Model", row)
-        self.joint_map_edit, row = self._path_row(
+        self.joint_map_edit, row = path_row(
             "joint_lookup.csv (empty: the session's, else by name)", self._browse_joint_map
         )
         form.addRow("Joint map", row)
@@ -120,20 +120,9 @@ class FitWidget(QWidget):
         form.addRow(self.exclude_check)
         layout.addWidget(box)
 
-        row = QHBoxLayout()
-        self.run_btn, self.stop_btn = QPushButton("Run"), QPushButton("Stop")
-        row.addWidget(self.run_btn)
-        row.addWidget(self.stop_btn)
-        layout.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        layout.addWidget(self.progress)
-        self.loss_label = QLabel("")
-        self.loss_label.setWordWrap(True)
-        layout.addWidget(self.loss_label)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        (self.run_btn, self.stop_btn), self.progress = add_job_controls(layout, ("Run", "Stop"))
+        self.loss_label = wrapping_label(layout)
+        self.status = wrapping_label(layout)
         row = QHBoxLayout()
         self.save_btn, self.open_btn = QPushButton("Save results…"), QPushButton("Show results file…")
         row.addWidget(self.save_btn)
@@ -146,16 +135,6 @@ class FitWidget(QWidget):
         self.save_btn.clicked.connect(self._save_dialog)
         self.open_btn.clicked.connect(self._open_dialog)
         self._set_running(False)
-
-    def _path_row(self, placeholder: str, browse) -> tuple[QLineEdit, QHBoxLayout]:
-        edit = QLineEdit()
-        edit.setPlaceholderText(placeholder)
-        button = QPushButton("…")
-        button.clicked.connect(browse)
-        row = QHBoxLayout()
-        row.addWidget(edit)
-        row.addWidget(button)
-        return edit, row
 
     def _number_edit(self, value: float) -> QLineEdit:
         edit = QLineEdit(f"{value:g}")

@@ -19,9 +19,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -29,6 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_smil_mv import api
+from napari_smil_mv.napari.widget_parts import add_job_controls, add_path_row, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -68,13 +66,11 @@ class InferWidget(QWidget):
         layout = QVBoxLayout(self)
         box = QGroupBox("Network and data")
         form = QFormLayout(box)
-        self.checkpoint_edit = self._path_row(
-            form, "Checkpoint", "best.pt / last.pt", self._browse_checkpoint
-        )
+        self.checkpoint_edit = add_path_row(form, "Checkpoint", "best.pt / last.pt", self._browse_checkpoint)
         self.source_combo = QComboBox()
         self.source_combo.addItems(SOURCES)
         form.addRow("Predict on", self.source_combo)
-        self.path_edit = self._path_row(form, "Path", "session folder or dataset (.h5)", self._browse_path)
+        self.path_edit = add_path_row(form, "Path", "session folder or dataset (.h5)", self._browse_path)
         self.refine_check = QCheckBox("refine the prediction with the fitter")
         form.addRow(self.refine_check)
         self.device_combo = QComboBox()
@@ -85,17 +81,8 @@ class InferWidget(QWidget):
         self.batch_spin.setValue(8)
         form.addRow("Batch size", self.batch_spin)
         layout.addWidget(box)
-        row = QHBoxLayout()
-        self.run_btn, self.stop_btn = QPushButton("Run"), QPushButton("Stop")
-        row.addWidget(self.run_btn)
-        row.addWidget(self.stop_btn)
-        layout.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        layout.addWidget(self.progress)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        (self.run_btn, self.stop_btn), self.progress = add_job_controls(layout, ("Run", "Stop"))
+        self.status = wrapping_label(layout)
         box = QGroupBox("Save")
         grid = QVBoxLayout(box)
         row = QHBoxLayout()
@@ -123,17 +110,6 @@ class InferWidget(QWidget):
         self.csv_btn.clicked.connect(lambda: self._save_dialog("csv"))
         self.slp_btn.clicked.connect(lambda: self._save_dialog("slp"))
         self._set_running(False)
-
-    def _path_row(self, form: QFormLayout, label: str, placeholder: str, browse) -> QLineEdit:
-        edit = QLineEdit()
-        edit.setPlaceholderText(placeholder)
-        button = QPushButton("…")
-        button.clicked.connect(browse)
-        row = QHBoxLayout()
-        row.addWidget(edit)
-        row.addWidget(button)
-        form.addRow(label, row)
-        return edit
 
     def _browse_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "Checkpoints (*.pt);;All files (*)")

@@ -18,10 +18,8 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -29,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_smil_mv.dataset import CROP_MODES, PreprocessEvent, PreprocessOptions, iter_preprocess
+from napari_smil_mv.napari.widget_parts import add_job_controls, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -98,21 +97,10 @@ class PreprocessWidget(QWidget):
         self.overwrite_check = QCheckBox("Overwrite an existing output")
         form.addRow("", self.overwrite_check)
         layout.addLayout(form)
-        row = QHBoxLayout()
-        self.run_btn, self.cancel_btn, self.open_btn = (
-            QPushButton("Run"),
-            QPushButton("Cancel"),
-            QPushButton("Open dataset"),
+        (self.run_btn, self.cancel_btn, self.open_btn), self.progress = add_job_controls(
+            layout, ("Run", "Cancel", "Open dataset"), progress_max=100
         )
-        for b in (self.run_btn, self.cancel_btn, self.open_btn):
-            row.addWidget(b)
-        layout.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        layout.addWidget(self.progress)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.status = wrapping_label(layout)
         layout.addStretch(1)
         self.add_dir_btn.clicked.connect(self._add_dir)
         self.add_file_btn.clicked.connect(self._add_file)

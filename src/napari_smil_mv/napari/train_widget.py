@@ -25,13 +25,13 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
+
+from napari_smil_mv.napari.widget_parts import add_job_controls, add_path_row, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -161,11 +161,9 @@ class TrainWidget(QWidget):
         layout = QVBoxLayout(self)
         box = QGroupBox("Data and output")
         form = QFormLayout(box)
-        self.dataset_edit = self._path_row(
-            form, "Dataset", "preprocessed dataset (.h5)", self._browse_dataset
-        )
-        self.model_edit = self._path_row(form, "Body model", "empty: the dataset's model", self._browse_model)
-        self.output_edit = self._path_row(form, "Output folder", "checkpoints and logs", self._browse_output)
+        self.dataset_edit = add_path_row(form, "Dataset", "preprocessed dataset (.h5)", self._browse_dataset)
+        self.model_edit = add_path_row(form, "Body model", "empty: the dataset's model", self._browse_model)
+        self.output_edit = add_path_row(form, "Output folder", "checkpoints and logs", self._browse_output)
         row = QHBoxLayout()
         self.config_label = QLabel("defaults")
         load = QPushButton("Load config…")
@@ -202,21 +200,10 @@ class TrainWidget(QWidget):
         form.addRow(self.augment_check)
         layout.addWidget(box)
 
-        row = QHBoxLayout()
-        self.start_btn, self.stop_btn, self.resume_btn = (
-            QPushButton("Start"),
-            QPushButton("Stop"),
-            QPushButton("Resume"),
+        (self.start_btn, self.stop_btn, self.resume_btn), self.progress = add_job_controls(
+            layout, ("Start", "Stop", "Resume")
         )
-        for b in (self.start_btn, self.stop_btn, self.resume_btn):
-            row.addWidget(b)
-        layout.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        layout.addWidget(self.progress)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.status = wrapping_label(layout)
         self.loss_plot = CurvePlot("loss (log)", log=True)
         self.metric_plot = CurvePlot("validation 2D error (px, original images)")
         layout.addWidget(self.loss_plot)
@@ -226,17 +213,6 @@ class TrainWidget(QWidget):
         self.resume_btn.clicked.connect(lambda: self.start(resume=True))
         self.stop_btn.clicked.connect(self.stop)
         self._set_running(False)
-
-    def _path_row(self, form: QFormLayout, label: str, placeholder: str, browse) -> QLineEdit:
-        edit = QLineEdit()
-        edit.setPlaceholderText(placeholder)
-        button = QPushButton("…")
-        button.clicked.connect(browse)
-        row = QHBoxLayout()
-        row.addWidget(edit)
-        row.addWidget(button)
-        form.addRow(label, row)
-        return edit
 
     @staticmethod
     def _spin(lo: int, hi: int, value: int) -> QSpinBox:

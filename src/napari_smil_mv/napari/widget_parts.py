@@ -1,0 +1,60 @@
+"""Small Qt building blocks shared by the dock widgets (path pickers, job controls).
+
+Every long-running widget (Fit, Preprocess, Train, Infer) has the same controls: a row of buttons, a progress bar
+and a wrapping status line; and most inputs are a path with a "…" browse button. Building them here keeps the
+widgets consistent and short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from qtpy.QtWidgets import QBoxLayout, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton
+
+
+def path_row(placeholder: str, browse: Callable[[], None]) -> tuple[QLineEdit, QHBoxLayout]:
+    """A line edit with a "…" button that calls ``browse``; returns the edit and the row layout."""
+    edit = QLineEdit()
+    edit.setPlaceholderText(placeholder)
+    button = QPushButton("…")
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.addWidget(edit)
+    row.addWidget(button)
+    return edit, row
+
+
+def add_path_row(form: QFormLayout, label: str, placeholder: str, browse: Callable[[], None]) -> QLineEdit:
+    """:func:`path_row` added to ``form`` under ``label``; returns the edit."""
+    edit, row = path_row(placeholder, browse)
+    form.addRow(label, row)
+    return edit
+
+
+def wrapping_label(layout: QBoxLayout, text: str = "") -> QLabel:
+    """A word-wrapping label appended to ``layout``."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    layout.addWidget(label)
+    return label
+
+
+def add_job_controls(
+    layout: QBoxLayout, buttons: Sequence[str], progress_max: int = 1000
+) -> tuple[tuple[QPushButton, ...], QProgressBar]:
+    """Append a row of buttons and a progress bar (range ``0..progress_max``) to ``layout``.
+
+    Returns
+    -------
+    tuple
+        The buttons in the order of ``buttons`` and the progress bar.
+    """
+    row = QHBoxLayout()
+    created = tuple(QPushButton(text) for text in buttons)
+    for button in created:
+        row.addWidget(button)
+    layout.addLayout(row)
+    progress = QProgressBar()
+    progress.setRange(0, int(progress_max))
+    layout.addWidget(progress)
+    return created, progress
