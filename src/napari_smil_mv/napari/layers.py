@@ -43,6 +43,7 @@ from napari_smil_mv.napari.styles import (
 )
 from napari_smil_mv.napari.video_array import VideoArray
 from napari_smil_mv.sessions import LazyVideo, Session
+from napari_smil_mv.sessions.video import open_videos
 
 LayerDataTuple = tuple[Any, dict, str]
 
@@ -431,6 +432,7 @@ def apply_layout(layer_data: list[LayerDataTuple], layout: str | None) -> list[L
 def _n_frames(session: Session, cameras: Sequence[str]) -> int:
     """Frames to choose from: the longest video, or the last labelled frame + 1 when longer."""
     n = int(session.frame_indices[-1]) + 1 if session.n_frames else 1
+    open_videos(session.views[c].video for c in cameras)  # headers read in parallel threads
     for c in cameras:
         v = session.views[c].video
         if v is not None:

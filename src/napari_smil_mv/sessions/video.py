@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +138,7 @@ class LazyVideo:
         self._video = None  # sleap_io.Video once opened
         self._reader: SequentialReader | None = None  # own OpenCV reader when sleap-io uses OpenCV
         self._opened = False
+        self._open_lock = threading.Lock()
         self._missing_reason: str | None = None
         if self.path is None or not self.path.is_file():
             self._missing_reason = f"video file not found: {self.stored_path}" + (
@@ -158,7 +161,13 @@ class LazyVideo:
     def _open(self) -> None:
         if self._opened:
             return
-        self._opened = True
+        with self._open_lock:  # one opener at a time (see open_videos); the others then see the result
+            if self._opened:
+                return
+            self._open_file()
+            self._opened = True
+
+    def _open_file(self) -> None:
         import sleap_io as sio
 
         try:
@@ -166,11 +175,11 @@ class LazyVideo:
             shape = tuple(int(s) for s in video.shape)
         except Exception as exc:  # any decoder error: treat like a missing file, but say why
             self._missing_reason = f"video file {self.path} could not be opened ({type(exc).__name__}: {exc})"
-            self._warn()
+            self._warn(stacklevel=5)
             return
         if len(shape) != 4 or shape[0] == 0:
             self._missing_reason = f"video file {self.path} has no readable frames (shape {shape})"
-            self._warn()
+            self._warn(stacklevel=5)
             return
         self._video = video
         self._shape = shape
@@ -277,3 +286,19 @@ class LazyVideo:
     def __repr__(self) -> str:
         state = "missing" if self._missing_reason else ("open" if self._video is not None else "not opened")
         return f"LazyVideo(camera={self.name!r}, path={str(self.path)!r}, {state})"
+
+
+def open_videos(videos: Iterable[LazyVideo | None]) -> None:
+    """Open the headers of several videos at once, in threads (the decoders release the GIL).
+
+    Opening a video (sleap-io reads its header and probes one frame) takes tens of ms; a session opens one per
+    camera. Missing videos and ones already opened are skipped; errors become the usual
+    :class:`VideoMissingWarning`. Returns when every video is open.
+    """
+    todo = [v for v in videos if v is not None and not v._opened]
+    if len(todo) < 2:
+        for v in todo:
+            v._open()
+        return
+    with ThreadPoolExecutor(max_workers=min(4, len(todo)), thread_name_prefix="smil-video-open") as pool:
+        list(pool.map(lambda v: v._open(), todo))
