@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_smil_mv.dataset.schema import DATASET_SUFFIX, DatasetInfo, read_dataset_info, sniff_dataset
+from napari_smil_mv.napari.reader_paths import single_path
 from napari_smil_mv.napari.styles import error_colors, node_colors
 
 LayerDataTuple = tuple[Any, dict, str]
@@ -312,8 +313,7 @@ def dataset_layer_data(overview: DatasetOverview, gap: float = 0.06) -> list[Lay
 
 def read_dataset(path: Any) -> list[LayerDataTuple]:
     """npe2 reader function: layer data of a dataset file (see :func:`dataset_layer_data`)."""
-    p = Path(path[0] if isinstance(path, (list, tuple)) else path)
-    return dataset_layer_data(load_overview(p))
+    return dataset_layer_data(load_overview(single_path(path)))
 
 
 def get_dataset_reader(path: Any):
@@ -323,12 +323,8 @@ def get_dataset_reader(path: Any):
     ``metadata`` attributes mark a multi-view dataset (ours or SMILify's).
     """
     try:
-        if isinstance(path, (list, tuple)):
-            if len(path) != 1:
-                return None
-            path = path[0]
-        p = Path(path)
-        if p.suffix.lower() not in (".h5", ".hdf5"):
+        p = single_path(path)
+        if p is None or p.suffix.lower() not in (".h5", ".hdf5"):
             return None
         if p.name.endswith(DATASET_SUFFIX) and p.is_file():
             return read_dataset

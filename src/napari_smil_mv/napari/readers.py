@@ -19,26 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from napari_smil_mv.napari.layers import LayerDataTuple, session_layer_data
+from napari_smil_mv.napari.reader_paths import single_path
 from napari_smil_mv.napari.registry import register_session
 from napari_smil_mv.napari.video_array import prefetch_first_frames
 
 ReaderFunction = Callable[[Any], list[LayerDataTuple]]
 
 
-def _single_path(path: Any) -> Path | None:
-    """The one path napari passed (a str/Path, or a one-element list), else None."""
-    if isinstance(path, (list, tuple)):
-        if len(path) != 1:
-            return None
-        path = path[0]
-    if not isinstance(path, (str, Path)):
-        return None
-    return Path(path)
-
-
 def get_session_reader(path: Any) -> ReaderFunction | None:
     """Reader for a session folder or its ``calibration.toml``; None for anything else (never raises)."""
-    p = _single_path(path)
+    p = single_path(path)
     if p is None:
         return None
     try:
@@ -61,7 +51,7 @@ def _is_hdf5(p: Path) -> bool:
 
 def get_slp_reader(path: Any) -> ReaderFunction | None:
     """Reader for a SLEAP ``.slp`` file (with or without a recording session); None otherwise."""
-    p = _single_path(path)
+    p = single_path(path)
     if p is None:
         return None
     try:
@@ -84,7 +74,7 @@ def _session_layers(p: Path) -> list[LayerDataTuple]:
 
 def read_session(path: Any) -> list[LayerDataTuple]:
     """Load a session folder / ``calibration.toml`` into layer data (see the module docstring)."""
-    p = _single_path(path)
+    p = single_path(path)
     if p is None:
         raise ValueError(f"open one session at a time, got {path!r}")
     return _session_layers(p)
@@ -94,7 +84,7 @@ def read_slp(path: Any) -> list[LayerDataTuple]:
     """Load a ``.slp``: the whole session when it holds one, else its videos and keypoints."""
     from napari_smil_mv.sessions.sleap_files import slp_session_summary
 
-    p = _single_path(path)
+    p = single_path(path)
     if p is None:
         raise ValueError(f"open one .slp file at a time, got {path!r}")
     try:

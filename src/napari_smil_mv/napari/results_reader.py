@@ -11,28 +11,18 @@ To put results next to an open session's layers instead, use the Fit widget or
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from napari_smil_mv.napari.layers import LayerDataTuple
+from napari_smil_mv.napari.reader_paths import single_path
 from napari_smil_mv.results import FORMAT_NAME, RESULTS_SUFFIX
 
 ReaderFunction = Callable[[Any], list[LayerDataTuple]]
 
 
-def _single_path(path: Any) -> Path | None:
-    if isinstance(path, (list, tuple)):
-        if len(path) != 1:
-            return None
-        path = path[0]
-    if not isinstance(path, (str, Path)):
-        return None
-    return Path(path)
-
-
 def is_results_file(path: Any) -> bool:
     """Whether ``path`` is a napari-smil-mv results file (suffix, HDF5 signature and ``format`` attribute)."""
-    p = _single_path(path)
+    p = single_path(path)
     if p is None or not p.name.lower().endswith(RESULTS_SUFFIX):
         return False
     try:
@@ -61,7 +51,7 @@ def read_results_layers(path: Any) -> list[LayerDataTuple]:
     from napari_smil_mv.napari.results_layers import results_layer_data
     from napari_smil_mv.results import read_results
 
-    p = _single_path(path)
+    p = single_path(path)
     if p is None:
         raise ValueError(f"open one results file at a time, got {path!r}")
     results = read_results(p)
