@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_smil_mv.dataset.schema import DATASET_SUFFIX, DatasetInfo, read_dataset_info, sniff_dataset
+from napari_smil_mv.napari.lazy_stack import LazyImageStack
 from napari_smil_mv.napari.reader_paths import single_path
 from napari_smil_mv.napari.styles import error_colors, node_colors
 
@@ -145,7 +146,7 @@ def load_overview(path: str | Path) -> DatasetOverview:
     return DatasetOverview(info, cams, px, proj, errors, names, frames, animals)
 
 
-class DatasetViewArray:
+class DatasetViewArray(LazyImageStack):
     """Array-like ``(N, S, S, 3)`` uint8 of one camera's stored views; decodes only the samples napari asks for.
 
     Samples without that camera are black. ``np.asarray`` refuses to decode the whole dataset.
@@ -157,25 +158,18 @@ class DatasetViewArray:
         self.camera = camera
         self.shape = (len(self.slots), int(size), int(size), 3)
         self.dtype = np.dtype(np.uint8)
-        self.ndim = 4
         self._h5 = None
         self._cache: dict[int, np.ndarray] = {}
 
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    def __len__(self) -> int:
-        return self.shape[0]
+    def describe(self) -> str:
+        return f"camera {self.camera!r} of dataset {self.path.name}"
 
     def image(self, i: int) -> np.ndarray:
         """``(S, S, 3)`` RGB of sample ``i``."""
         import cv2
         import h5py
 
-        i = int(i) + (len(self) if int(i) < 0 else 0)
-        if not 0 <= i < len(self):
-            raise IndexError(f"sample {i} out of range 0..{len(self) - 1}")
+        i = self._index(i)
         if i in self._cache:
             return self._cache[i]
         slot = int(self.slots[i])
@@ -191,26 +185,6 @@ class DatasetViewArray:
             self._cache.pop(next(iter(self._cache)))
         self._cache[i] = img
         return img
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rest: tuple = ()
-        if isinstance(key, tuple):
-            key, rest = (key[0], key[1:]) if key else (slice(None), ())
-        if key is Ellipsis:
-            key, rest = slice(None), (Ellipsis, *rest)
-        if isinstance(key, (int, np.integer)):
-            out = self.image(int(key))
-            return out[rest] if rest else out
-        idx = list(range(*key.indices(len(self)))) if isinstance(key, slice) else np.asarray(key).reshape(-1)
-        if len(idx) > 16:
-            raise ValueError(f"refusing to decode {len(idx)} images of camera {self.camera!r} at once")
-        stack = (
-            np.stack([self.image(i) for i in idx]) if len(idx) else np.zeros((0, *self.shape[1:]), np.uint8)
-        )
-        return stack[(slice(None), *rest)] if rest else stack
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        raise TypeError("refusing to decode every image of the dataset; index single samples instead")
 
 
 def _points(values: np.ndarray, cams: np.ndarray, ci: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
+from napari_smil_mv.napari.lazy_stack import LazyImageStack
 from napari_smil_mv.sessions import LazyVideo
 
 
-class VideoArray:
+class VideoArray(LazyImageStack):
     """Array-like view of a :class:`LazyVideo` for napari's Image layer; decodes only the frames asked for.
 
     Parameters
@@ -45,26 +45,19 @@ class VideoArray:
         self.n_decoded = 0  # frames decoded so far (for tests and benchmarks)
         self._lock = threading.Lock()  # one decoder per video: prefetch threads and napari take turns
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
+    def describe(self) -> str:
+        return f"the video of camera {self.video.name!r}"
 
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
+    def describe_all(self) -> str:
+        return f"the whole video of camera {self.video.name!r}"
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def frame(self, i: int) -> np.ndarray:
+    def image(self, i: int) -> np.ndarray:
         """Image ``i`` of the selection: ``(H, W)`` or ``(H, W, 3)`` uint8."""
-        n = len(self.frames)
-        i = int(i) + (n if int(i) < 0 else 0)
-        if not 0 <= i < n:
-            raise IndexError(f"frame {i} out of range 0..{n - 1} of camera {self.video.name!r}")
-        vf = self.frames[i]
+        vf = self.frames[self._index(i)]
         with self._lock:
             return self._decode(vf)
+
+    frame = image
 
     def _decode(self, vf: int) -> np.ndarray:
         img = self._cache.get(vf)
@@ -84,34 +77,6 @@ class VideoArray:
         """Decode image ``i`` into the cache (safe to call from a background thread)."""
         if 0 <= int(i) < len(self.frames):
             self.frame(int(i))
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rest: tuple = ()
-        if isinstance(key, tuple):
-            key, rest = (key[0], key[1:]) if key else (slice(None), ())
-        if key is Ellipsis:
-            key, rest = slice(None), (Ellipsis, *rest)
-        if isinstance(key, (int, np.integer)):
-            out = self.frame(int(key))
-            return out[rest] if rest else out
-        if isinstance(key, slice):
-            idx = list(range(*key.indices(len(self))))
-        else:
-            idx = [int(i) for i in np.asarray(key).reshape(-1)]
-        if len(idx) == 1:  # napari's slice of one frame: a view, no copy
-            out = self.frame(idx[0])[None]
-            return out[(slice(None), *rest)] if rest else out
-        if len(idx) > 16:
-            raise ValueError(
-                f"refusing to decode {len(idx)} frames of camera {self.video.name!r} at once; index fewer frames"
-            )
-        stack = np.stack([self.frame(i) for i in idx]) if idx else np.zeros((0, *self.shape[1:]), np.uint8)
-        return stack[(slice(None), *rest)] if rest else stack
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        raise TypeError(
-            f"refusing to decode the whole video of camera {self.video.name!r}; index single frames instead"
-        )
 
     def __repr__(self) -> str:
         return f"VideoArray(camera={self.video.name!r}, shape={self.shape}, rgb={self.rgb})"
