@@ -121,6 +121,28 @@ def test_more_views_than_requested_subset_and_permutation():
     assert a[0] == a[1]
 
 
+def test_set_sample_seed_fixes_an_items_draws_regardless_of_history():
+    path = synthetic_dataset()
+    ds = MultiViewDataset(path, num_views_to_use=2, permute_views=True, augment=True)
+    draws = {}
+    for item in range(4):
+        ds[item]  # history differs between the two passes
+        ds.set_sample_seed([5, 0, item])
+        x, _ = ds[item]
+        draws[item] = (tuple(x["camera_indices"]), x["images"][0].copy())
+    fresh = MultiViewDataset(path, num_views_to_use=2, permute_views=True, augment=True)
+    for item in (3, 1):
+        fresh.set_sample_seed([5, 0, item])  # first call also opens the file without resetting the seed
+        x, _ = fresh[item]
+        assert tuple(x["camera_indices"]) == draws[item][0]
+        np.testing.assert_array_equal(x["images"][0], draws[item][1])
+    xb, _ = multiview_collate([ds[2], ds[0]])
+    assert xb["sample_index"].tolist() == [2, 0] and xb["sample_index"].dtype == torch.int64
+    x, y = ds[0]
+    del x["sample_index"]
+    assert "sample_index" not in multiview_collate([(x, y)])[0]
+
+
 def test_fewer_views_than_requested_no_padding_and_collate():
     s = load_session(synthetic_session())
     s.views["cam3"].visible[:3] = False

@@ -49,7 +49,8 @@ def multiview_collate(batch: list[tuple[dict, dict]]) -> tuple[dict, dict]:
     -------
     tuple of dict
         ``x``: ``images (B, Vb, 3, S, S)`` float32, ``view_mask (B, Vb)`` bool, ``camera_indices (B, Vb)`` int64
-        (-1 padded), ``num_active_views (B,)``, ``frame_idx (B,)``, and lists ``camera_names``,
+        (-1 padded), ``num_active_views (B,)``, ``frame_idx (B,)``, ``sample_index (B,)`` int64 (the file's sample
+        index; only when every item has one, as :class:`MultiViewDataset` items do), and lists ``camera_names``,
         ``session_name``, ``animal``, ``available_labels``. ``y``: every per-view array padded to ``(B, Vb, ...)``,
         ``keypoints_3d (B, J, 3)``, ``keypoints_3d_valid (B, J)``, ``betas (B, K)``, ``root_rot``,
         ``joint_angles``, ``root_loc``, ``has_3d_data (B,)``, ``has_ground_truth_betas (B,)``.
@@ -84,6 +85,8 @@ def multiview_collate(batch: list[tuple[dict, dict]]) -> tuple[dict, dict]:
         "animal": [x.get("animal", "") for x in xs],
         "available_labels": [x["available_labels"] for x in xs],
     }
+    if all("sample_index" in x for x in xs):
+        x_out["sample_index"] = torch.tensor([int(x["sample_index"]) for x in xs], dtype=torch.int64)
     y_out: dict = {}
     for key, fill in _PER_VIEW.items():
         if all(key in y for y in ys):

@@ -10,6 +10,7 @@ reference tool's. The HDF5 file is opened lazily in each worker process; the sma
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -201,6 +202,29 @@ class MultiViewDataset(torch.utils.data.Dataset):
             self._rng = None
             self._jpeg = {}
         return self._h5
+
+    def open(self) -> None:
+        """Open the HDF5 file in this process now (it is otherwise opened lazily by the first read).
+
+        Opening in a new process (a DataLoader worker) resets the view sampling / augmentation generator; call
+        this before :meth:`set_sample_seed` when the seed must hold for the next item.
+        """
+        self._file()
+
+    def set_sample_seed(self, seed: int | Sequence[int]) -> None:
+        """Draw the next items' view sampling, permutation and augmentation from ``default_rng(seed)``.
+
+        Opens the file in this process first (see :meth:`open`), so the generator is not reset by a later first
+        read. Seeding before every item with e.g. ``(seed, epoch, item)`` makes an item independent of the worker
+        that loads it and of the items loaded before it.
+
+        Parameters
+        ----------
+        seed
+            Anything :func:`numpy.random.default_rng` accepts: an int or a sequence of non-negative ints.
+        """
+        self._file()
+        self._rng = np.random.default_rng(seed)
 
     def _generator(self) -> np.random.Generator:
         if self._rng is None:

@@ -32,8 +32,7 @@ class SeededSamples(torch.utils.data.Dataset):
         return len(self.base)
 
     def __getitem__(self, item: int) -> tuple[dict, dict]:
-        self.base._file()  # opens the file in this process first (that resets the dataset's generator)
-        self.base._rng = np.random.default_rng([self.seed, self.epoch, int(item)])
+        self.base.set_sample_seed([self.seed, self.epoch, int(item)])
         return self.base[item]
 
 
@@ -89,9 +88,8 @@ class EpochBatches(torch.utils.data.Sampler):
 
 
 def collate(batch: list[tuple[dict, dict]]) -> tuple[dict, dict]:
-    """:func:`~napari_smil_mv.dataset.multiview_collate` plus ``x["sample_index"] (B,)`` and ``y["has_pose"]``."""
+    """:func:`~napari_smil_mv.dataset.multiview_collate` (with ``x["sample_index"] (B,)``) plus ``y["has_pose"]``."""
     x, y = multiview_collate(batch)
-    x["sample_index"] = torch.tensor([int(b[0]["sample_index"]) for b in batch], dtype=torch.int64)
     y["has_pose"] = torch.tensor([bool(b[0]["available_labels"].get("joint_rot", False)) for b in batch])
     return x, y
 
