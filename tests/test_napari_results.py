@@ -351,3 +351,34 @@ def test_per_frame_meshes_and_reader(viewer, outcome, results_file, tiny_session
     viewer.open(str(results_file), plugin="napari-smil-mv")
     roles = [meta(la).get("role") for la in viewer.layers]
     assert roles.count("mesh_proj") == 2 and roles.count("video") == 2 and "mesh_world" in roles
+
+
+@pytest.mark.gui
+def test_session_widget_show_selection_keeps_results(viewer, outcome, tiny_session):
+    from qtpy.QtCore import Qt
+
+    from napari_smil_mv import api
+    from napari_smil_mv.napari.session_widget import SessionWidget
+
+    viewer.layers.clear()
+    api.show_session(viewer, tiny_session)
+    api.show_results(viewer, outcome.results, outcome.model, mesh_mode="per_frame")
+    widget = SessionWidget(viewer)
+    widget._set_session(tiny_session)
+    mesh = api.results_layers(viewer, "mesh_proj")[1]
+    mesh.visible = False  # a choice of the user that survives
+    widget.start_spin.setValue(1)
+    widget.show_selection()
+    roles = [meta(la)["role"] for la in viewer.layers]
+    assert roles[:12] == ["video", "mesh_proj", "skeleton", "reprojection", "keypoints", "kp_pred"] * 2
+    assert len(api.results_layers(viewer)) == 7 and viewer.canvas.grid.stride == 6
+    assert api.results_layers(viewer, "mesh_proj")[1] is mesh and not mesh.visible
+    assert api.results_layers(viewer, "mesh_proj")[0].visible
+    api.set_frame(viewer, 4)  # the per-frame mesh follows the slider again
+    full = mesh_vertices(outcome.results, outcome.model)
+    rc, _, _ = project_mesh(full[4], outcome.model.faces, outcome.results.cameras[0])
+    np.testing.assert_allclose(api.results_layers(viewer, "mesh_proj")[0].data[0][:, 1:], rc, atol=1e-3)
+    widget.camera_list.item(1).setCheckState(Qt.CheckState.Unchecked)
+    widget.show_selection()  # results of a camera no longer shown are left out
+    assert [meta(la)["camera"] for la in api.results_layers(viewer, RESULT_CAMERA_ROLES)] == ["cam1"] * 2
+    widget.close()

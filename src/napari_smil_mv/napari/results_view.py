@@ -117,6 +117,17 @@ class PerFrameMeshes:
     def _on_step(self, event: Any = None) -> None:
         self.update()
 
+    def reconnect(self) -> None:
+        """Follow the frame slider again (after its layers were put back in the viewer) and redraw."""
+        viewer = self._viewer()
+        if viewer is None:
+            return
+        if not self._connected:
+            viewer.dims.events.current_step.connect(self._on_step)
+            self._connected = True
+        self._row = -1
+        self.update()
+
     def update(self) -> None:
         """Show the mesh of the viewer's current frame."""
         viewer = self._viewer()
@@ -194,6 +205,71 @@ def remove_results(viewer: napari.Viewer, session: Session | str | None = None, 
     return len(layers)
 
 
+def _place(viewer: napari.Viewer, layer: Any) -> bool:
+    """Insert a result layer next to its session's layers (module docstring); False when its camera is not shown."""
+    m = meta(layer)
+    if m["camera"] is None:
+        viewer.layers.append(layer)
+        return True
+    mine = session_layers(viewer, m["session"], camera=m["camera"])
+    if not mine:
+        return False
+    anchor = [la for la in mine if meta(la).get("role") == "video"] if m["role"] == "mesh_proj" else []
+    viewer.layers.insert(viewer.layers.index((anchor or mine)[-1]) + 1, layer)
+    return True
+
+
+def detach_results(viewer: napari.Viewer, session: Session | str) -> list:
+    """Take a session's result layers out of ``viewer`` to put them back later with :func:`reattach_results`.
+
+    Used when the session's own layers are rebuilt (e.g. another camera or frame selection). Each layer's
+    visibility in the grid and in the world layout is kept in its metadata. Returns the layers, in list order.
+    """
+    world = layout_of(viewer) == "world"
+    layers = session_layers(viewer, session, role=RESULT_ROLES)
+    for layer in layers:
+        m = meta(layer)
+        if m["camera"] is not None and not world:
+            m["_visible_in_grid"] = bool(layer.visible)
+        elif m["camera"] is not None:
+            m.setdefault("_visible_in_grid", True)  # set_layout("world") remembered it
+        elif world:
+            m["_visible_in_world"] = bool(layer.visible)
+        viewer.layers.remove(layer)
+    return layers
+
+
+def reattach_results(viewer: napari.Viewer, layers: Sequence) -> list:
+    """Put result layers from :func:`detach_results` back next to their session's (rebuilt) layers.
+
+    Layers of a camera the viewer no longer shows are left out; the others get the visibility they had in the
+    current layout, which is applied again, and their per-frame meshes follow the frame slider again. Returns
+    the layers put back.
+    """
+    world = layout_of(viewer) == "world"
+    viewer.canvas.grid.enabled = False  # see add_results_layers; set_layout turns it back on
+    added = []
+    for layer in layers:
+        m = meta(layer)
+        if m["camera"] is not None:
+            grid_vis = bool(m.pop("_visible_in_grid", layer.visible))
+            if world:
+                m["_visible_in_grid"] = grid_vis
+            layer.visible = grid_vis and not world
+        else:
+            m["_visible_in_world"] = bool(m.pop("_visible_in_world", True))
+            layer.visible = False  # set_layout("world") restores the remembered visibility
+        if _place(viewer, layer):
+            added.append(layer)
+    back = {id(la) for la in added}
+    for updater in _UPDATERS.get(viewer, []):
+        if any(id(r()) in back for r in updater._layers):
+            updater.reconnect()
+    if layers:
+        set_layout(viewer, layout_of(viewer) or "grid")
+    return added
+
+
 def add_results_layers(
     viewer: napari.Viewer,
     layer_data: Sequence[tuple],
@@ -218,19 +294,11 @@ def add_results_layers(
     added = []
     for data, kwargs, layer_type in layer_data:
         m = kwargs["metadata"]["napari_smil_mv"]
-        kwargs = dict(kwargs)
-        if m["camera"] is None:
-            kwargs["visible"] = current == "world"
-            added.append(viewer.add_layer(Layer.create(data, kwargs, layer_type)))
+        if m["camera"] is not None and not session_layers(viewer, m["session"], camera=m["camera"]):
             continue
-        mine = session_layers(viewer, m["session"], camera=m["camera"])
-        if not mine:
-            continue
-        anchor = [la for la in mine if meta(la).get("role") == "video"] if m["role"] == "mesh_proj" else []
-        index = viewer.layers.index((anchor or mine)[-1]) + 1
-        kwargs["visible"] = current != "world"
+        kwargs = dict(kwargs, visible=(current == "world") == (m["camera"] is None))
         layer = Layer.create(data, kwargs, layer_type)
-        viewer.layers.insert(index, layer)
+        _place(viewer, layer)
         added.append(layer)
     per_frame = [la for la in added if meta(la).get("mesh_mode") == "per_frame"]
     if per_frame and results is not None and model is not None:
@@ -373,8 +441,10 @@ __all__ = [
     "RESULT_CAMERA_ROLES",
     "PerFrameMeshes",
     "add_results_layers",
+    "detach_results",
     "fit_session",
     "load_results",
+    "reattach_results",
     "remove_results",
     "results_layers",
     "show_results",

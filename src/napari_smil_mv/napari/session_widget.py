@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_smil_mv import api
+from napari_smil_mv.napari.results_view import detach_results, reattach_results
 from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, Session, auto_match, calibration_qc
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -303,7 +304,11 @@ class SessionWidget(QWidget):
         return [it.text() for it in items if it.checkState() == Qt.CheckState.Checked]
 
     def show_selection(self) -> list:
-        """Replace this session's layers by the chosen cameras and frames (grid layout); returns the layers."""
+        """Replace this session's layers by the chosen cameras and frames (grid layout); returns the layers.
+
+        Result layers of the session (:func:`napari_smil_mv.api.show_results`) are kept, for the cameras still
+        shown.
+        """
         if self.session is None:
             return []
         cams = self.selected_cameras()
@@ -314,9 +319,11 @@ class SessionWidget(QWidget):
         if frames[1] <= frames[0]:
             self._say("The last frame must come after the first.")
             return []
+        results = detach_results(self.viewer, self.session)  # fit results shown for this session stay
         for layer in api.session_layers(self.viewer, self.session):
             self.viewer.layers.remove(layer)
         layers = api.show_session(self.viewer, self.session, cameras=cams, frames=frames, layout="grid")
+        reattach_results(self.viewer, results)
         self._say(
             f"{self.session.name}: {len(cams)} cameras, frames {frames[0]}..{frames[1] - 1} step {frames[2]}"
         )
