@@ -21,13 +21,12 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_smil_mv.dataset import CROP_MODES, PreprocessEvent, PreprocessOptions, iter_preprocess
-from napari_smil_mv.napari.widget_parts import add_job_controls, wrapping_label
+from napari_smil_mv.napari.widget_parts import add_job_controls, spin_box, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -85,10 +84,10 @@ class PreprocessWidget(QWidget):
         self.crop_combo = QComboBox()
         self.crop_combo.addItems(list(CROP_MODES))
         form.addRow("Crop", self.crop_combo)
-        self.size_spin = self._spin(16, 2048, 224)
-        self.min_views_spin = self._spin(1, 64, 2)
-        self.frame_skip_spin = self._spin(1, 100000, 1)
-        self.max_frames_spin = self._spin(0, 10**9, 0)
+        self.size_spin = spin_box(16, 2048, 224)
+        self.min_views_spin = spin_box(1, 64, 2)
+        self.frame_skip_spin = spin_box(1, 100000, 1)
+        self.max_frames_spin = spin_box(0, 10**9, 0)
         self.max_frames_spin.setSpecialValueText("all")
         form.addRow("Image size (px)", self.size_spin)
         form.addRow("Min views", self.min_views_spin)
@@ -114,13 +113,6 @@ class PreprocessWidget(QWidget):
         self.cancel_btn.clicked.connect(self.cancel)
         self.open_btn.clicked.connect(self.open_result)
         self._set_running(False)
-
-    @staticmethod
-    def _spin(lo: int, hi: int, value: int) -> QSpinBox:
-        s = QSpinBox()
-        s.setRange(lo, hi)
-        s.setValue(value)
-        return s
 
     def _set_running(self, running: bool) -> None:
         self.run_btn.setEnabled(not running)

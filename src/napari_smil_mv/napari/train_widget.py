@@ -26,12 +26,11 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from napari_smil_mv.napari.widget_parts import add_job_controls, add_path_row, wrapping_label
+from napari_smil_mv.napari.widget_parts import add_job_controls, add_path_row, spin_box, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -179,9 +178,9 @@ class TrainWidget(QWidget):
         self.backbone_combo.addItems(["small_cnn", "resnet18", "resnet34", "resnet50"])
         self.backbone_combo.setEditable(True)  # timm:<name> / torchvision:<name> when installed
         form.addRow("Backbone", self.backbone_combo)
-        self.epochs_spin = self._spin(1, 100000, 20)
+        self.epochs_spin = spin_box(1, 100000, 20)
         form.addRow("Epochs", self.epochs_spin)
-        self.batch_spin = self._spin(1, 4096, 8)
+        self.batch_spin = spin_box(1, 4096, 8)
         form.addRow("Batch size", self.batch_spin)
         self.lr_spin = self._float_spin(OptimConfig().lr)
         form.addRow("Learning rate", self.lr_spin)
@@ -213,13 +212,6 @@ class TrainWidget(QWidget):
         self.resume_btn.clicked.connect(lambda: self.start(resume=True))
         self.stop_btn.clicked.connect(self.stop)
         self._set_running(False)
-
-    @staticmethod
-    def _spin(lo: int, hi: int, value: int) -> QSpinBox:
-        s = QSpinBox()
-        s.setRange(lo, hi)
-        s.setValue(value)
-        return s
 
     @staticmethod
     def _float_spin(value: float) -> QDoubleSpinBox:

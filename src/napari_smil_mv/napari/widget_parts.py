@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from qtpy.QtWidgets import QBoxLayout, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton
+from qtpy.QtWidgets import (
+    QBoxLayout,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+)
 
 
 def path_row(placeholder: str, browse: Callable[[], None]) -> tuple[QLineEdit, QHBoxLayout]:
@@ -58,3 +67,11 @@ def add_job_controls(
     progress.setRange(0, int(progress_max))
     layout.addWidget(progress)
     return created, progress
+
+
+def spin_box(lo: int, hi: int, value: int) -> QSpinBox:
+    """An integer spin box with range ``lo..hi`` set to ``value``."""
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(value)
+    return box
