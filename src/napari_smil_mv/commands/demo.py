@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo generator, printing one progress line per event and a summary of the files."""
     from napari_smil_mv.cli import CommandError
+    from napari_smil_mv.commands._progress import print_progress
     from napari_smil_mv.demo import run_demo
 
     try:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileExistsError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     for event in events:
-        print(f"[{100.0 * event.progress:5.1f}%] {event.stage:<8} {event.message}", flush=True)
+        print_progress(event)
     summary = json.loads((args.outdir / "summary.json").read_text(encoding="utf-8"))
     print(f"\nDemo written to {args.outdir} in {summary['seconds']:.1f} s:")
     width = max(len(name) for name in summary["files"])

@@ -59,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the session, printing one progress line per event."""
     from napari_smil_mv.cli import CommandError
+    from napari_smil_mv.commands._progress import print_progress
     from napari_smil_mv.sessions.synthetic import iter_write_synthetic_session
 
     try:
@@ -76,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     for event in events:
         if not args.quiet or event.stage == "done":
-            print(f"[{100.0 * event.progress:5.1f}%] {event.stage:<8} {event.message}", flush=True)
+            print_progress(event)
     return 0
