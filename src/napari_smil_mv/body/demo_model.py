@@ -135,6 +135,23 @@ def _skeleton(rng: np.random.Generator | None):
         pos.append(np.asarray(xyz, dtype=np.float64))
         return len(names) - 1
 
+    def chain(root: int, start: list, steps: list) -> tuple:
+        """Joints along a limb from ``root``: each step adds a joint at the current tip, then moves the tip.
+
+        Returns the tube centre points ``(P, 3)``, the joint label of each point, the point index of each joint
+        and the arc length at each point.
+        """
+        pts, labels, joint_at, parent = list(start), [root], {}, root
+        for name, step in steps:
+            j = add(name, parent, pts[-1])
+            joint_at[j] = len(pts) - 1
+            labels.append(j)
+            pts.append(pts[-1] + step)
+            parent = j
+        pts = np.array(pts)
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+        return pts, labels, joint_at, arc
+
     body_scale = jit()
     bx = {k: v * body_scale for k, v in _BODY_X.items()}
     thorax = add("thorax", -1, (0.0, 0.0, 0.0))
@@ -164,18 +181,17 @@ def _skeleton(rng: np.random.Generator | None):
     antenna_scale = jit()
     for side_name, side in (("l", 1.0), ("r", -1.0)):
         base = np.array(_ANTENNA["base"]) * (body_scale, 1.0, 1.0) * (1.0, side, 1.0)
-        pts = [base - 0.03 * _direction(*_ANTENNA["dirs"][0], side), base]
-        parent = head
-        labels = [head]
-        joint_at = {}
-        for k, (suffix, length) in enumerate(zip(("1", "2", "tip"), _ANTENNA["lengths"], strict=True)):
-            j = add(f"antenna_{side_name}_{suffix}", parent, pts[-1])
-            joint_at[j] = len(pts) - 1
-            labels.append(j)
-            pts.append(pts[-1] + length * antenna_scale * _direction(*_ANTENNA["dirs"][k], side))
-            parent = j
-        pts = np.array(pts)
-        seg_s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+        pts, labels, joint_at, seg_s = chain(
+            head,
+            [base - 0.03 * _direction(*_ANTENNA["dirs"][0], side), base],
+            [
+                (
+                    f"antenna_{side_name}_{suffix}",
+                    length * antenna_scale * _direction(*_ANTENNA["dirs"][k], side),
+                )
+                for k, (suffix, length) in enumerate(zip(("1", "2", "tip"), _ANTENNA["lengths"], strict=True))
+            ],
+        )
         tubes.append(
             _Tube(
                 points=pts,
@@ -202,18 +218,14 @@ def _skeleton(rng: np.random.Generator | None):
             other = sum(lengths[i] * dirs[seg][2] for i, seg in enumerate(LEG_SEGMENTS) if seg != "tibia")
             sin_el = np.clip((-DEMO_STANDING_HEIGHT - coxa[2] - other) / lengths[2], -0.98, -0.2)
             dirs["tibia"] = _direction(azimuth, np.rad2deg(np.arcsin(sin_el)), side)
-            pts = [coxa - 0.04 * dirs["coxa"], coxa]
-            labels = [thorax]
-            joint_at = {}
-            parent = thorax
-            for seg, length in zip(LEG_SEGMENTS, lengths, strict=True):
-                j = add(f"leg_{pair}_{side_name}_{seg}", parent, pts[-1])
-                joint_at[j] = len(pts) - 1
-                labels.append(j)
-                pts.append(pts[-1] + length * dirs[seg])
-                parent = j
-            pts = np.array(pts)
-            seg_s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+            pts, labels, joint_at, seg_s = chain(
+                thorax,
+                [coxa - 0.04 * dirs["coxa"], coxa],
+                [
+                    (f"leg_{pair}_{side_name}_{seg}", length * dirs[seg])
+                    for seg, length in zip(LEG_SEGMENTS, lengths, strict=True)
+                ],
+            )
             tubes.append(
                 _Tube(
                     points=pts,
