@@ -224,3 +224,24 @@ def test_spec_validation_and_round_trip(model_data):
     net = MultiViewRegressor(_spec(model_data, input_size=48)).eval()
     images, mask, idx, K, R, t = _inputs()
     assert np.isfinite(net(images, mask, idx, K, R, t)["trans"].detach().numpy()).all()
+
+
+def test_hidden_dim_auto_is_sized_to_the_backbone_and_stored_resolved(model_data):
+    from napari_smil_mv.training import TrainConfig
+
+    assert NetworkSpec().hidden_dim == "auto"
+    assert NetworkSpec(backbone="small_cnn").head_width == 128
+    assert NetworkSpec(backbone="resnet50").head_width == 256
+    spec = _spec(model_data, hidden_dim="auto", fusion_heads=4, decoder_heads=4, backbone="small_cnn")
+    net = MultiViewRegressor(spec)
+    assert spec.hidden_dim == 128 and net.spec.to_dict()["hidden_dim"] == 128  # what a checkpoint stores
+    assert net.fusion.proj.out_features == 128
+    assert NetworkSpec.from_dict(net.spec.to_dict()).hidden_dim == 128
+    with pytest.raises(ValueError, match="hidden_dim"):
+        NetworkSpec(hidden_dim="wide").validate()
+    with pytest.raises(ValueError, match="hidden_dim"):
+        NetworkSpec(hidden_dim=100, fusion_heads=3).validate()
+    data = {"data": {"dataset": "x.h5"}}
+    assert TrainConfig.from_dict({**data, "model": {"hidden_dim": "auto"}}).network_spec().head_width == 128
+    with pytest.raises(ValueError, match="hidden_dim"):
+        TrainConfig.from_dict({**data, "model": {"hidden_dim": 12.5}})

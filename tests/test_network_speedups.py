@@ -1,5 +1,5 @@
 """The fast paths of the training step give the same numbers as the straightforward computations they replace:
-the decoder's query-side attention and the joints-only body model."""
+the decoder's query-side attention, the packed cross-view attention and the joints-only body model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from napari_smil_mv.body import SMILModel, load_smil_model
 from napari_smil_mv.network import body_joints
-from napari_smil_mv.network.layers import DecoderLayer
+from napari_smil_mv.network.layers import CrossViewAttention, DecoderLayer
 from napari_smil_mv.network.model import _joints_model
 
 MODELS = Path(__file__).parents[1].parent / "shared" / "models"
@@ -25,31 +25,57 @@ def _reference_decoder(layer: DecoderLayer, q, ctx, pad):
     def split(x):
         return x.view(B, x.shape[1], H, D // H).transpose(1, 2)
 
-    k, v = layer.kv(layer.norm_ctx(ctx)).chunk(2, dim=-1)
+    k, v = layer.kv(ctx).chunk(2, dim=-1)
     qh = split(layer.q(layer.norm_q(q)))
     a = F.scaled_dot_product_attention(qh, split(k), split(v), attn_mask=(~pad)[:, None, None, :])
     q = q + layer.proj(a.transpose(1, 2).reshape(B, Q, D))
     return q + layer.ffn(layer.norm2(q))
 
 
-@pytest.mark.parametrize("queries", [1, 3])
-def test_decoder_query_side_attention_matches_keys_and_values(queries):
+@pytest.mark.parametrize(("queries", "ctx_dim"), [(1, 32), (3, 32), (1, 48)])
+def test_decoder_query_side_attention_matches_keys_and_values(queries, ctx_dim):
     torch.manual_seed(0)
-    layer = DecoderLayer(32, 4, dropout=0.0).eval()
+    layer = DecoderLayer(32, 4, dropout=0.0, ctx_dim=ctx_dim).eval()
     B, N = 3, 11
     q = torch.randn(B, queries, 32, dtype=torch.float64)
-    ctx = torch.randn(B, N, 32, dtype=torch.float64)
+    ctx = torch.randn(B, N, ctx_dim, dtype=torch.float64)
     pad = torch.zeros(B, N, dtype=torch.bool)
     pad[0, 5:] = True
     pad[2, :3] = True
     layer = layer.double()
-    fast = layer(q, layer.context(ctx), pad)
+    fast = layer(q, ctx, pad)
     ref = _reference_decoder(layer, q, ctx, pad)
     torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-12)
     # padded tokens have no influence
     ctx2 = ctx.clone()
     ctx2[0, 5:] = 100.0
-    torch.testing.assert_close(layer(q, layer.context(ctx2), pad)[0], fast[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(layer(q, ctx2, pad)[0], fast[0], rtol=1e-10, atol=1e-12)
+
+
+def test_cross_view_attention_matches_multihead_attention():
+    """The packed layer equals the textbook one: ``nn.MultiheadAttention`` with the same weights and key mask."""
+    torch.manual_seed(1)
+    D, H, B, V = 32, 4, 3, 5
+    layer = CrossViewAttention(D, H, dropout=0.0).double().eval()
+    mha = torch.nn.MultiheadAttention(D, H, batch_first=True).double().eval()
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(layer.qkv.weight)
+        mha.in_proj_bias.copy_(layer.qkv.bias)
+        mha.out_proj.weight.copy_(layer.out_proj.weight)
+        mha.out_proj.bias.copy_(layer.out_proj.bias)
+    x = torch.randn(B, V, D, dtype=torch.float64)
+    mask = torch.ones(B, V, dtype=torch.bool)
+    mask[0, 3:] = False
+    mask[2, 0] = False
+    h = layer.norm1(x)
+    a, _ = mha(h, h, h, key_padding_mask=~mask, need_weights=False)
+    ref = x + a
+    ref = ref + layer.ffn(layer.norm2(ref))
+    torch.testing.assert_close(layer(x, mask), ref, rtol=1e-10, atol=1e-12)
+    # a padded view changes nothing in the real views
+    x2 = x.clone()
+    x2[0, 3:] = 50.0
+    torch.testing.assert_close(layer(x2, mask)[0, :3], layer(x, mask)[0, :3], rtol=1e-10, atol=1e-12)
 
 
 def _models():

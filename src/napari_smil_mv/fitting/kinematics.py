@@ -231,16 +231,28 @@ class JointsModel:
             if betas is not None and self._shapedirs is not None:
                 betas = betas.expand(B, -1) if betas.dim() == 2 else betas.unsqueeze(0).expand(B, -1)
                 verts = verts + torch.einsum("sck,bk->bsc", self._shapedirs, betas)
-            rest = self._reg @ verts  # (B, J, 3)
+            rest = _shared_matmul(self._reg, verts)  # (B, J, 3)
             A, pos = self.forward_kinematics(rotmats, rest, log_beta_scales, betas_trans)
             t = pos - torch.einsum("bjik,bjk->bji", A, rest)  # skinning translation of each joint
-            T_A = (self._skin @ A.reshape(B, self.n_joints, 9)).reshape(B, -1, 3, 3)
-            T_t = self._skin @ t
+            A_t = torch.cat([A.reshape(B, self.n_joints, 9), t], dim=-1)  # (B, J, 12)
+            T = _shared_matmul(self._skin, A_t)  # (B, S, 12): blended transforms of the support vertices
+            T_A, T_t = T[..., :9].reshape(B, -1, 3, 3), T[..., 9:]
             posed = torch.einsum("bsik,bsk->bsi", T_A, verts) + T_t  # (batched tiny matmuls are slow on CPU)
-            joints = self._reg @ posed
+            joints = _shared_matmul(self._reg, posed)
         joints = joints - joints[:, :1]
         if mesh_scale is not None:
             joints = joints * mesh_scale.reshape(-1, 1, 1)
         if trans is not None:
             joints = joints + trans.reshape(-1, 1, 3)
         return joints
+
+
+def _shared_matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """``M @ X`` for one matrix ``M (m, n)`` and a batch ``X (B, n, k)``, as one ``(m, n) @ (n, B·k)`` product.
+
+    ``M @ X`` by broadcasting runs ``B`` small products (a batched matmul over a stride-0 copy of ``M``), which on
+    a CPU costs several times more than the single product for the batch sizes of training and fitting.
+    """
+    B, n, k = X.shape
+    out = M @ X.transpose(0, 1).reshape(n, B * k)  # (m, B·k)
+    return out.reshape(M.shape[0], B, k).transpose(0, 1)

@@ -19,12 +19,20 @@ def _small_init(linear: nn.Linear, gain: float = 0.01) -> nn.Linear:
 
 
 class CrossViewAttention(nn.Module):
-    """Pre-norm self-attention over the view tokens (padded views masked out of the keys) + feed-forward."""
+    """Pre-norm self-attention over the view tokens (padded views masked out of the keys) + feed-forward.
+
+    The same layer as ``nn.MultiheadAttention`` with ``key_padding_mask`` (a test compares them), written with one
+    packed q/k/v projection and :func:`torch.nn.functional.scaled_dot_product_attention`: with a handful of view
+    tokens per sample the step is bound by the number of operations, not by arithmetic.
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
+        self.heads = heads
+        self.dropout = dropout
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.qkv = nn.Linear(dim, 3 * dim)  # rows: queries, keys, values (head-major in each)
+        self.out_proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(
             nn.Linear(dim, 4 * dim),
@@ -36,9 +44,14 @@ class CrossViewAttention(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(x)
-        a, _ = self.attn(h, h, h, key_padding_mask=~view_mask, need_weights=False)
-        x = x + self.drop(a)
+        """``x (B, V, dim)`` view tokens; ``view_mask (B, V)`` True = real view."""
+        B, V, D = x.shape
+        H = self.heads
+        q, k, v = self.qkv(self.norm1(x)).view(B, V, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)
+        a = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=view_mask[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
+        )
+        x = x + self.drop(self.out_proj(a.transpose(1, 2).reshape(B, V, D)))
         return x + self.ffn(self.norm2(x))
 
 
@@ -116,24 +129,35 @@ class MLPBodyHead(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Query cross-attention to the context tokens (pre-norm, bias-free projections), then a feed-forward block.
+    """Query cross-attention to context tokens (pre-norm query, bias-free projections), then a feed-forward block.
 
-    The keys and values ``W_k x_n``, ``W_v x_n`` of the ``N`` context tokens are never formed: with few queries
-    (the body head has one) it is cheaper to move the projections to the query side,
-    ``q_h · W_k,h x_n = (W_k,h^T q_h) · x_n`` and ``Σ_n p_n W_v,h x_n = W_v,h (Σ_n p_n x_n)``, which is the same
-    attention (up to float rounding) at ``O(H·Q·N·D)`` instead of ``O(N·D²)`` per layer. The normalised context
-    (:meth:`context`) does not depend on the query, so it is computed once and reused by every refinement
-    iteration.
+    The context arrives normalised (:class:`TransformerBodyHead` normalises it once for every layer and
+    iteration) and may be narrower or wider than the query (``ctx_dim``: the backbone's token width). The keys and
+    values ``W_k x_n``, ``W_v x_n`` of the ``N`` context tokens are never formed: with few queries (the body head
+    has one) it is cheaper to move the projections to the query side, ``q_h · W_k,h x_n = (W_k,h^T q_h) · x_n`` and
+    ``Σ_n p_n W_v,h x_n = W_v,h (Σ_n p_n x_n)``, which is the same attention (up to float rounding) at
+    ``O(H·Q·N·D_ctx)`` instead of ``O(N·D_ctx·D)`` per layer.
+
+    Parameters
+    ----------
+    dim
+        Query width ``D``.
+    heads
+        Attention heads (``D`` divisible by ``heads``).
+    dropout
+        Dropout on the attention weights and in the feed-forward block.
+    ctx_dim
+        Context token width (default ``dim``).
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, ctx_dim: int | None = None) -> None:
         super().__init__()
         self.heads = heads
         self.dropout = dropout
+        self.ctx_dim = int(ctx_dim or dim)
         self.norm_q = nn.LayerNorm(dim)
-        self.norm_ctx = nn.LayerNorm(dim)
         self.q = nn.Linear(dim, dim, bias=False)
-        self.kv = nn.Linear(dim, 2 * dim, bias=False)  # rows: keys then values, head-major within each
+        self.kv = nn.Linear(self.ctx_dim, 2 * dim, bias=False)  # rows: keys then values, head-major in each
         self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(
@@ -144,25 +168,21 @@ class DecoderLayer(nn.Module):
             nn.Dropout(dropout),
         )
 
-    def context(self, ctx: torch.Tensor) -> torch.Tensor:
-        """Normalised context tokens ``(B, N, dim)`` (what the keys and values are projected from)."""
-        return self.norm_ctx(ctx)
-
-    def forward(self, q: torch.Tensor, ctx_norm: torch.Tensor, ctx_pad: torch.Tensor) -> torch.Tensor:
-        """``q (B, Q, dim)``; ``ctx_norm (B, N, dim)`` from :meth:`context`; ``ctx_pad (B, N)`` True = padded."""
+    def forward(self, q: torch.Tensor, ctx: torch.Tensor, ctx_pad: torch.Tensor) -> torch.Tensor:
+        """``q (B, Q, dim)``; ``ctx (B, N, ctx_dim)`` normalised context; ``ctx_pad (B, N)`` True = padded."""
         B, Q, D = q.shape
-        N = ctx_norm.shape[1]
+        N, Dc = ctx.shape[1], self.ctx_dim
         H = self.heads
         d = D // H
         qh = self.q(self.norm_q(q)).view(B, Q, H, d)
-        w_k, w_v = self.kv.weight.view(2, H, d, D).unbind(0)  # (H, d, D) each
-        u = torch.einsum("bqhi,hij->bhqj", qh, w_k).reshape(B, H * Q, D)  # W_k,h^T q_h
-        scores = torch.bmm(u, ctx_norm.transpose(1, 2)).view(B, H, Q, N) * (d**-0.5)
+        w_k, w_v = self.kv.weight.view(2, H, d, Dc).unbind(0)  # (H, d, Dc) each
+        u = torch.einsum("bqhi,hij->bhqj", qh, w_k).reshape(B, H * Q, Dc)  # W_k,h^T q_h
+        scores = torch.bmm(u, ctx.transpose(1, 2)).view(B, H, Q, N) * (d**-0.5)
         scores = scores.masked_fill(ctx_pad[:, None, None, :], float("-inf"))
         p = torch.softmax(scores, dim=-1)
         if self.training and self.dropout > 0:
             p = F.dropout(p, self.dropout)
-        c = torch.bmm(p.reshape(B, H * Q, N), ctx_norm).view(B, H, Q, D)  # Σ_n p_n x_n
+        c = torch.bmm(p.reshape(B, H * Q, N), ctx).view(B, H, Q, Dc)  # Σ_n p_n x_n
         a = torch.einsum("bhqj,hij->bqhi", c, w_v).reshape(B, Q, D)  # W_v,h (Σ_n p_n x_n)
         q = q + self.proj(a)
         return q + self.ffn(self.norm2(q))
@@ -171,15 +191,17 @@ class DecoderLayer(nn.Module):
 class TransformerBodyHead(nn.Module):
     """Transformer decoder with iterative error feedback (HMR/AniMer style) over every view's spatial tokens.
 
-    The context is all views' spatial tokens (projected, plus a learned position embedding per grid cell and the
-    view's camera embedding) followed by the fused view tokens; tokens of padded views are masked. One query
-    token, built from the current raw parameter vector, attends to the context; each of ``iters`` iterations
-    adds the decoded update to the raw vector (starting from zero = the rest pose).
+    The context is all views' spatial tokens (projected to the decoder width, plus a learned embedding per grid cell
+    and the view's camera embedding) followed by the fused view tokens (projected), normalised once (one LayerNorm
+    shared by all layers and iterations). Tokens of padded views are masked. One query token, built from the
+    current raw parameter vector, attends to the context; each of ``iters`` iterations adds the decoded update to
+    the raw vector (starting from zero = the rest pose). The context is never projected to keys and values: each
+    layer applies its key and value projections on the query side (:class:`DecoderLayer`).
 
     Parameters
     ----------
     token_dim, fused_dim, dim
-        Width of the backbone tokens, of the fused view tokens, and of the decoder.
+        Width of the backbone tokens, of the fused view tokens, and of the decoder (query).
     n_tokens, n_cameras
         Spatial tokens per view ``P`` and canonical cameras ``C``.
     out_dim
@@ -203,6 +225,7 @@ class TransformerBodyHead(nn.Module):
         self.iters = int(iters)
         self.token_proj = nn.Linear(token_dim, dim)
         self.fused_proj = nn.Linear(fused_dim, dim)
+        self.context_norm = nn.LayerNorm(dim)
         self.position = nn.Parameter(torch.zeros(1, 1, n_tokens, dim))
         nn.init.normal_(self.position, std=0.02)
         self.camera_embedding = nn.Embedding(n_cameras, dim)
@@ -214,6 +237,17 @@ class TransformerBodyHead(nn.Module):
         self.layers = nn.ModuleList([DecoderLayer(dim, heads, dropout) for _ in range(depth)])
         self.out_norm = nn.LayerNorm(dim)
         self.out = _small_init(nn.Linear(dim, out_dim))
+
+    def context(
+        self, tokens: torch.Tensor, fused: torch.Tensor, view_mask: torch.Tensor, camera_indices: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised context ``(B, V·P + V, dim)`` and its padding mask ``(B, V·P + V)`` (True = padded)."""
+        B, V, P, _ = tokens.shape
+        cams = camera_indices.clamp_min(0)
+        spatial = self.token_proj(tokens) + self.position[:, :, :P] + self.camera_embedding(cams).unsqueeze(2)
+        ctx = self.context_norm(torch.cat([spatial.reshape(B, V * P, -1), self.fused_proj(fused)], dim=1))
+        pad = torch.cat([(~view_mask).unsqueeze(-1).expand(B, V, P).reshape(B, V * P), ~view_mask], dim=1)
+        return ctx, pad
 
     def forward(
         self,
@@ -228,18 +262,14 @@ class TransformerBodyHead(nn.Module):
 
         ``tokens (B, V, P, token_dim)``, ``fused (B, V, fused_dim)``.
         """
-        B, V, P, _ = tokens.shape
-        cams = camera_indices.clamp_min(0)
-        spatial = self.token_proj(tokens) + self.position[:, :, :P] + self.camera_embedding(cams).unsqueeze(2)
-        ctx = torch.cat([spatial.reshape(B, V * P, -1), self.fused_proj(fused)], dim=1)
-        pad = torch.cat([(~view_mask).unsqueeze(-1).expand(B, V, P).reshape(B, V * P), ~view_mask], dim=1)
-        ctx_norms = [layer.context(ctx) for layer in self.layers]
+        B = tokens.shape[0]
+        ctx, pad = self.context(tokens, fused, view_mask, camera_indices)
         z = pooled.new_zeros(B, self.out.out_features)
         history = []
         for _ in range(self.iters):
             q = self.query.expand(B, 1, -1) + self.state_proj(self.state_norm(z)).unsqueeze(1)
-            for layer, ctx_norm in zip(self.layers, ctx_norms, strict=True):
-                q = layer(q, ctx_norm, pad)
+            for layer in self.layers:
+                q = layer(q, ctx, pad)
             z = z + self.out(self.out_norm(q[:, 0]))
             history.append(z)
         return z, history

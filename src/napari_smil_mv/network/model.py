@@ -47,14 +47,15 @@ class MultiViewRegressor(nn.Module):
     ----------
     spec
         Architecture and data facts; ``camera_names``, ``image_size``, ``joint_names`` must be set and
-        ``camera_mode`` resolved (``"calibrated"`` or ``"absolute"``).
+        ``camera_mode`` resolved (``"calibrated"`` or ``"absolute"``). ``hidden_dim = "auto"`` is resolved here,
+        in place (:meth:`NetworkSpec.resolve_hidden_dim`).
     load_pretrained
         Load ``spec.pretrained`` into the backbone (True for a new network; False when a checkpoint follows).
     """
 
     def __init__(self, spec: NetworkSpec, load_pretrained: bool = True) -> None:
         super().__init__()
-        spec.validate()
+        spec.validate().resolve_hidden_dim()
         if spec.camera_mode not in ("calibrated", "absolute"):
             raise ValueError("NetworkSpec.camera_mode must be resolved to 'calibrated' or 'absolute' first")
         if not spec.camera_names or not spec.joint_names or spec.image_size < 8:
@@ -101,6 +102,10 @@ class MultiViewRegressor(nn.Module):
         B, V = images.shape[:2]
         flat = images.reshape(B * V, *images.shape[2:])
         valid = view_mask.reshape(-1)
+        if bool(valid.all()):  # the usual case: no copy of the images, no scatter of the features
+            out = self.backbone(resize_images(flat, self.spec.network_input_size))
+            g, tok = out.global_features, out.tokens
+            return g.reshape(B, V, -1), tok.reshape(B, V, *tok.shape[1:])
         out = self.backbone(resize_images(flat[valid], self.spec.network_input_size))
         g = out.global_features.new_zeros(B * V, out.global_features.shape[-1])
         tok = out.tokens.new_zeros(B * V, *out.tokens.shape[1:])

@@ -17,6 +17,12 @@ BODY_HEADS = ("transformer", "mlp")
 CAMERA_HEADS = ("per_camera", "shared")
 CAMERA_MODES = ("auto", "calibrated", "absolute")
 
+#: ``hidden_dim = "auto"``: head and decoder width by backbone. The heads are sized to the backbone: the small CNN
+#: (1.1 M parameters, ~34 MFLOP per 64 px image) gets 128-wide heads (~1 M parameters), so that on a CPU the
+#: training step is not dominated by fusion and decoder (``benchmarks/bench_train.py``, docs/training.md).
+AUTO_HIDDEN_DIM = {"small_cnn": 128}
+DEFAULT_HIDDEN_DIM = 256
+
 #: Fields set from the training config's ``[model]`` section.
 ARCHITECTURE_FIELDS = (
     "backbone",
@@ -57,7 +63,8 @@ class NetworkSpec:
     fusion_layers, fusion_heads : attention layers and heads of the fusion
     dropout : dropout in fusion, heads and decoder
     body_head : ``"transformer"`` (decoder over all views' spatial tokens with iterative refinement) or ``"mlp"``
-    hidden_dim : width of heads and decoder
+    hidden_dim : width of heads and decoder; ``"auto"`` = by backbone (:data:`AUTO_HIDDEN_DIM`, else 256), resolved
+        when the network is built
     decoder_depth, decoder_heads, ief_iters : transformer decoder layers, heads and refinement iterations
     camera_head : ``"per_camera"`` (one head per canonical camera) or ``"shared"`` (one head + camera embedding)
     camera_mode : ``"calibrated"`` (bounded corrections to the calibration), ``"absolute"`` (free cameras), or
@@ -90,7 +97,7 @@ class NetworkSpec:
     fusion_heads: int = 4
     dropout: float = 0.1
     body_head: str = "transformer"
-    hidden_dim: int = 256
+    hidden_dim: int | str = "auto"
     decoder_depth: int = 2
     decoder_heads: int = 4
     ief_iters: int = 3
@@ -129,7 +136,11 @@ class NetworkSpec:
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        positive = ("fusion_heads", "hidden_dim", "decoder_heads", "ief_iters", "decoder_depth")
+        width_ok = isinstance(self.hidden_dim, int) and not isinstance(self.hidden_dim, bool)
+        if self.hidden_dim != "auto" and not width_ok:
+            raise ValueError(f"model.hidden_dim must be 'auto' or an integer >= 1, got {self.hidden_dim!r}")
+        positive = ("fusion_heads", "decoder_heads", "ief_iters", "decoder_depth")
+        positive += () if self.hidden_dim == "auto" else ("hidden_dim",)
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"model.{name} must be an integer >= 1, got {getattr(self, name)!r}")
@@ -137,10 +148,11 @@ class NetworkSpec:
             raise ValueError(f"model.fusion_layers must be >= 0, got {self.fusion_layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if self.hidden_dim % self.decoder_heads or self.hidden_dim % self.fusion_heads:
+        width = self.head_width
+        if width % self.decoder_heads or width % self.fusion_heads:
             raise ValueError(
-                f"model.hidden_dim ({self.hidden_dim}) must be divisible by decoder_heads ({self.decoder_heads}) "
-                f"and fusion_heads ({self.fusion_heads})"
+                f"model.hidden_dim ({self.hidden_dim}: {width}) must be divisible by decoder_heads "
+                f"({self.decoder_heads}) and fusion_heads ({self.fusion_heads})"
             )
         if self.input_size is not None and int(self.input_size) < 16:
             raise ValueError(f"model.input_size must be None or >= 16 px, got {self.input_size}")
@@ -162,6 +174,18 @@ class NetworkSpec:
             raise ValueError(
                 f"model.mesh_scale_init must be 'auto' or a number > 0, got {self.mesh_scale_init!r}"
             )
+        return self
+
+    @property
+    def head_width(self) -> int:
+        """``hidden_dim`` as a number (``"auto"`` resolved by backbone)."""
+        if self.hidden_dim == "auto":
+            return AUTO_HIDDEN_DIM.get(self.backbone, DEFAULT_HIDDEN_DIM)
+        return int(self.hidden_dim)
+
+    def resolve_hidden_dim(self) -> NetworkSpec:
+        """Replace ``hidden_dim = "auto"`` by its value in place (what checkpoints store); returns self."""
+        self.hidden_dim = self.head_width
         return self
 
     @property

@@ -200,6 +200,7 @@ def build_spec(config: TrainConfig, dataset, model_data, indices: np.ndarray | N
     }
     jm = info.attrs.get("joint_map")
     spec.joint_map = [[str(a), str(b)] for a, b in jm] if isinstance(jm, list) else []
+    spec.resolve_hidden_dim()
     if spec.camera_mode == "auto":
         spec.camera_mode = "calibrated" if info.has_camera_parameters else "absolute"
     if spec.camera_mode == "calibrated" and not info.has_camera_parameters:
