@@ -6,21 +6,24 @@ SLEAP keypoints in every camera, Anipose ``points3d.h5``, calibration in mm) wit
 
 1. calibration QC of the session (:func:`~napari_smil_mv.sessions.calibration_qc`); on this session it flags
    ``side``, whose calibration is a copy of ``top``'s;
-2. preprocessing to bounding-box crops of ``--size`` px with every camera: neither preprocessing nor training has an
-   option to leave a camera out, so ``side`` is in the dataset and the network trains on its views (its 2D
-   targets contradict its calibration); the fitter leaves it out by itself (``exclude_inconsistent_cameras``);
+2. preprocessing to bounding-box crops of ``--size`` px with every camera but those given to
+   ``--exclude-cameras`` (default: none, so ``side`` is in the dataset and the network trains on its views,
+   whose 2D targets contradict its calibration; ``--exclude-cameras side`` leaves it out of the dataset, hence
+   of training, prediction and refinement); the fitter leaves QC-inconsistent cameras out by itself
+   (``exclude_inconsistent_cameras``);
 3. training of the default small CNN for at most ``--minutes`` on the CPU, time-block split (whole blocks of
    ``--block-frames`` consecutive frames held out for validation);
 4. prediction of the validation frames from the best checkpoint, and its refinement by the fitter (2D keypoints
    only, so the 3D comparison stays independent);
 5. evaluation of both against the session: 2D error in pixels of the original images vs the SLEAP keypoints
-   (per camera, and pooled over all cameras and over the cameras QC did not flag), PCK@5/10 px, and 3D error of
-   the mapped joints vs ``points3d.h5`` in the session's units;
+   (per camera, and pooled over all cameras used and over the used cameras QC did not flag), PCK@5/10 px, and 3D
+   error of the mapped joints vs ``points3d.h5`` in the session's units;
 6. reference figures from the session alone (``baselines``: ``points3d.h5`` reprojected, and the training frames'
    mean pose as a constant prediction) and the body model's floor (``refined_with_points3d``: the prediction
    refined with the 3D points added to the fit).
 
-Usage: ``python benchmarks/bench_network_real.py OUTDIR [--minutes 8] [--threads 1]``; prints a JSON summary and
+Usage: ``python benchmarks/bench_network_real.py OUTDIR [--minutes 8] [--threads 1] [--exclude-cameras side]``;
+prints the cameras used, a JSON summary, and
 writes ``OUTDIR/summary.json`` (plus the dataset, the training run and both results files under ``OUTDIR``).
 """
 
@@ -83,8 +86,10 @@ def _stats(errors: np.ndarray) -> dict:
     }
 
 
-def baselines(session, train_frames: np.ndarray, val_frames: np.ndarray, good: list[str]) -> dict:
-    """Reference figures on the validation frames, computed from the session alone (animal 0, every node).
+def baselines(
+    session, train_frames: np.ndarray, val_frames: np.ndarray, good: list[str], cameras: list[str]
+) -> dict:
+    """Reference figures on the validation frames, from the session alone (animal 0, every node, ``cameras``).
 
     ``points3d_reprojected``: the session's own 3D points projected into each camera vs its SLEAP keypoints, the
     2D error of a body that matches ``points3d.h5`` exactly. ``mean_training_pose``: one constant 3D pose, the
@@ -102,7 +107,7 @@ def baselines(session, train_frames: np.ndarray, val_frames: np.ndarray, good: l
         ("mean_training_pose", np.broadcast_to(mean_pose, ref.shape)),
     ):
         per_cam = {}
-        for c in session.camera_names:
+        for c in cameras:
             obs = session.views[c].keypoints[rows_va, 0]  # (Tv, N, 2)
             per_cam[c] = np.linalg.norm(session.views[c].camera.project(pred) - obs, axis=-1)
         entry = {
@@ -154,12 +159,25 @@ def main() -> None:
     p.add_argument("--block-frames", type=int, default=12, help="time-block length of the split, frames")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--exclude-cameras",
+        nargs="+",
+        default=[],
+        metavar="CAMERA",
+        help="cameras to leave out of the dataset, hence of training, prediction and refinement (default: none)",
+    )
     args = p.parse_args()
     warnings.simplefilter("ignore")
 
     import torch
 
-    from napari_smil_mv.dataset import PreprocessOptions, format_summary, preprocess, reprojection_report
+    from napari_smil_mv.dataset import (
+        PreprocessOptions,
+        format_summary,
+        preprocess,
+        read_dataset_info,
+        reprojection_report,
+    )
     from napari_smil_mv.inference import Predictor, infer_dataset_iter, refine_results
     from napari_smil_mv.results import body_length, write_results
     from napari_smil_mv.sessions import calibration_qc, load_session
@@ -175,7 +193,7 @@ def main() -> None:
     t = time.perf_counter()
     session = load_session(args.session, units=args.units)
     qc = calibration_qc(session)
-    good = [c for c in session.camera_names if c not in qc.flagged]
+    excluded = sorted({n.strip() for v in args.exclude_cameras for n in v.split(",") if n.strip()})
     stages["load_and_qc_s"] = time.perf_counter() - t
     print(f"session {session}; QC flagged {qc.flagged}: {qc.reasons}", flush=True)
 
@@ -187,11 +205,20 @@ def main() -> None:
         model=args.model,
         joint_map=args.joint_map,
         units=args.units,
-        options=PreprocessOptions(image_size=args.size, crop_mode="bbox_crop"),
+        options=PreprocessOptions(
+            image_size=args.size, crop_mode="bbox_crop", exclude_cameras=tuple(excluded)
+        ),
         overwrite=True,
     )
     stages["preprocess_s"] = time.perf_counter() - t
     print(format_summary(stats), flush=True)
+    # The dataset holds only the cameras used; dataset inference and refinement below inherit the exclusion.
+    used = list(read_dataset_info(dataset).canonical_camera_order)
+    good = [c for c in used if c not in qc.flagged]
+    print(
+        f"cameras used: {used}; excluded: {excluded or 'none'}; used and not flagged by QC: {good}",
+        flush=True,
+    )
     stored = {c: v["median"] for c, v in reprojection_report(dataset).per_camera().items()}
 
     cfg = TrainConfig.from_dict(
@@ -254,11 +281,13 @@ def main() -> None:
         "joint_map": str(args.joint_map),
         "units": res.units,
         "cameras": session.camera_names,
+        "excluded_cameras": excluded,
+        "cameras_used": used,
         "qc_flagged": qc.flagged,
         "qc_median_px": qc.median_px,
-        "side_camera": (
-            "kept in the dataset and in training (preprocessing and training have no option to leave a camera "
-            "out); the fitter leaves QC-inconsistent cameras out of the refinement by itself"
+        "flagged_cameras_note": (
+            "a flagged camera that is not excluded is in the dataset and in training; the fitter leaves "
+            "QC-inconsistent cameras out of the refinement by itself"
         ),
         "dataset_reprojection_stored_px_median": stored,
         "crop": f"bbox_crop {args.size} px",
@@ -276,7 +305,9 @@ def main() -> None:
         "body_length": length,
         "body_length_note": "nose to tail tip (largest distance between axial points3d nodes), median over frames",
         "baselines": (
-            baselines(session, frames[train_idx], frames[val], good) if session.points3d is not None else None
+            baselines(session, frames[train_idx], frames[val], good, used)
+            if session.points3d is not None
+            else None
         ),
         "network": network,
         "refined": after,

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from napari_smil_mv.cli import CommandError
+from napari_smil_mv.commands.preprocess import add_exclude_cameras, camera_names
 
 
 def register(subparsers) -> None:
@@ -48,6 +49,11 @@ def register(subparsers) -> None:
         help="session: joint_lookup.csv (default: the session's, else the network's)",
     )
     p.add_argument("--units", default=None, help="session: length unit of the calibration, e.g. mm")
+    add_exclude_cameras(
+        p,
+        "session: leave these cameras out of prediction, results and refinement (cameras the network was "
+        "not trained on are left out of the prediction only, with a note)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="samples per network batch (default 8)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--export-animation", default=None, metavar="NPZ", help="also write an animation .npz")
@@ -108,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--iterations must be at least 1")
         fit_config = FitConfig()
         fit_config.stages[-1].iterations = args.iterations
+    excluded = camera_names(args.exclude_cameras)
+    if excluded and args.dataset:
+        raise CommandError(
+            "--exclude-cameras applies to --session; for a dataset, preprocess it with --exclude-cameras"
+        )
     t0 = time.perf_counter()
     pr = Predictor(args.checkpoint, args.model, args.device)
     if args.dataset:
@@ -133,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             units=args.units,
             refine=args.refine,
             fit_config=fit_config,
+            exclude_cameras=excluded,
         )
     results = []
     for ev in events:

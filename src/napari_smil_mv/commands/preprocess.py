@@ -50,10 +50,29 @@ def register(subparsers) -> None:
     p.add_argument(
         "--triangulate", action="store_true", help="triangulate 3D keypoints for sessions without them"
     )
+    add_exclude_cameras(p, "leave these cameras out of the dataset (e.g. one whose calibration is wrong)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--restart", action="store_true", help="discard an unfinished run instead of resuming it")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
+
+
+def add_exclude_cameras(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--exclude-cameras NAME [NAME ...]`` (names may also be comma-separated) to ``parser``."""
+    parser.add_argument(
+        "--exclude-cameras",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="CAMERA",
+        help=f"{what}; names separated by spaces or commas (give it after the positional arguments)",
+    )
+
+
+def camera_names(values: list[str] | None) -> tuple[str, ...]:
+    """Camera names from ``--exclude-cameras`` values (``["a,b", "c"]`` -> ``("a", "b", "c")``)."""
+    names = [n.strip() for v in values or [] for n in v.split(",")]
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         bbox_scale=args.bbox_scale,
         load_3d=not args.no_3d,
         triangulate_missing_3d=args.triangulate,
+        exclude_cameras=camera_names(args.exclude_cameras),
     )
     if args.model is None:
         print("no --model given: using the built-in demo body model", file=sys.stderr)

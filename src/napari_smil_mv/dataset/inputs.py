@@ -160,6 +160,7 @@ def resolve_inputs(
     joint_map=None,
     shape_betas=None,
     units: str | None = None,
+    options=None,
 ) -> RunInputs:
     """Load and check the inputs of a preprocessing run.
 
@@ -178,11 +179,18 @@ def resolve_inputs(
         ``shape_betas.csv`` path, a :class:`ShapeBetas`, or None (the sessions folder's table, if any).
     units
         Length unit of all sessions' calibrations (overrides ``session.toml``).
+    options
+        The run's :class:`~napari_smil_mv.dataset.plan.PreprocessOptions`: its ``exclude_cameras`` are removed
+        from the loaded sessions (:func:`~napari_smil_mv.dataset.plan.exclude_session_cameras`); None keeps all.
     """
     loaded, sets = _session_sets(sessions, units)
     mdl = _load_model(model)
     joint_names = list(mdl.joint_names)
     jm, jm_source = _resolve_joint_map(joint_map, sets, loaded, joint_names)
     betas = _resolve_betas(shape_betas, sets, loaded, int(mdl.n_betas))
+    if options is not None:
+        from napari_smil_mv.dataset.plan import exclude_session_cameras
+
+        loaded = exclude_session_cameras(loaded, options)
     factor, world_units, ws, ws_source = _resolve_units(loaded)
     return RunInputs(loaded, mdl, jm, jm_source, betas, factor, world_units, ws, ws_source)

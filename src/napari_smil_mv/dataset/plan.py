@@ -56,6 +56,11 @@ class PreprocessOptions:
         ``median(d) + outlier_std * std(d)``; its 2D visibility is set to 0 in every view.
     animals
         Animal identities to use (None = every identity, one sample per animal and frame).
+    exclude_cameras
+        Camera names to leave out of the dataset altogether (views, canonical camera order, stored calibration,
+        triangulation), e.g. a camera whose calibration disagrees with the others (see
+        :func:`~napari_smil_mv.sessions.calibration_qc`). Each name must be a camera of at least one session;
+        stored sorted and without duplicates. A comma-separated string is accepted too.
     chunk_size
         Samples buffered before one HDF5 write.
     """
@@ -75,6 +80,7 @@ class PreprocessOptions:
     triangulate_missing_3d: bool = False
     outlier_std: float = 4.0
     animals: tuple[str, ...] | None = None
+    exclude_cameras: tuple[str, ...] = ()
     chunk_size: int = 32
 
     _RUNTIME_ONLY = ("chunk_size",)
@@ -103,6 +109,13 @@ class PreprocessOptions:
                 raise ValueError(f"option {name} must be {what}, got {getattr(self, name)!r}")
         if self.animals is not None:
             self.animals = tuple(str(a) for a in self.animals)
+        names = self.exclude_cameras
+        if isinstance(names, str):
+            names = names.split(",")
+        names = [str(n).strip() for n in (names or ())]
+        if any(not n for n in names):
+            raise ValueError(f"option exclude_cameras must hold camera names, got {self.exclude_cameras!r}")
+        self.exclude_cameras = tuple(sorted(set(names)))
         return self
 
     def fingerprint_dict(self) -> dict:
@@ -111,6 +124,7 @@ class PreprocessOptions:
         for k in self._RUNTIME_ONLY:
             d.pop(k)
         d["animals"] = list(self.animals) if self.animals is not None else None
+        d["exclude_cameras"] = sorted(self.exclude_cameras)
         return d
 
 
@@ -154,6 +168,38 @@ class SessionPlan:
     keypoints: dict[str, np.ndarray]
     betas: np.ndarray | None
     samples: list[SampleSpec] = field(default_factory=list)
+
+
+def exclude_session_cameras(sessions: list[Session], options: PreprocessOptions) -> list[Session]:
+    """The sessions without the cameras named in ``options.exclude_cameras`` (unchanged when it is empty).
+
+    Raises
+    ------
+    ValueError
+        When a name is a camera of no session (the message lists each session's path and cameras), or when the
+        exclusion leaves a session fewer than ``options.min_views`` cameras.
+    """
+    names = tuple(options.exclude_cameras)
+    if not names:
+        return list(sessions)
+    known = {c for s in sessions for c in s.camera_names}
+    unknown = [c for c in names if c not in known]
+    if unknown:
+        where = "; ".join(f"session {s.name!r} ({s.path}): {s.camera_names}" for s in sessions)
+        raise ValueError(
+            f"exclude_cameras names camera(s) {unknown} that no session has; the cameras are: {where}"
+        )
+    out = []
+    for s in sessions:
+        drop = [c for c in s.camera_names if c in names]
+        kept = [c for c in s.camera_names if c not in names]
+        if drop and len(kept) < options.min_views:
+            raise ValueError(
+                f"session {s.name!r} ({s.path}): excluding cameras {drop} leaves {len(kept)} camera(s) {kept}, "
+                f"fewer than min_views={options.min_views}; exclude fewer cameras or lower min_views"
+            )
+        out.append(s.without_cameras(drop) if drop else s)
+    return out
 
 
 def _visible(view, min_score: float | None) -> np.ndarray:
@@ -292,9 +338,12 @@ def fingerprint(
                 "samples": [spec.key + "\t" + ",".join(spec.cameras) for spec in p.samples],
             }
         )
+    opts = options.fingerprint_dict()
+    if not opts["exclude_cameras"]:
+        del opts["exclude_cameras"]  # runs without exclusions keep the fingerprint they had before the option
     blob = json.dumps(
         {
-            "options": options.fingerprint_dict(),
+            "options": opts,
             "inputs": inputs,
             "joint_names": joint_names,
             "model_sha256": model_sha256,

@@ -235,7 +235,8 @@ def iter_preprocess(
     model, joint_map, shape_betas, units
         See :func:`~napari_smil_mv.dataset.inputs.resolve_inputs`.
     options
-        :class:`PreprocessOptions` (defaults: 224 px, ``default`` crop, ``min_views=2``).
+        :class:`PreprocessOptions` (defaults: 224 px, ``default`` crop, ``min_views=2``); its
+        ``exclude_cameras`` are left out of every session before anything else (unknown names raise).
     overwrite
         Replace an existing ``output``.
     restart
@@ -253,7 +254,7 @@ def iter_preprocess(
     opt = (options or PreprocessOptions()).validate()
     output = check_can_write(output, overwrite=overwrite)
     yield PreprocessEvent("load", "loading sessions and the body model")
-    run = resolve_inputs(sessions, model, joint_map, shape_betas, units)
+    run = resolve_inputs(sessions, model, joint_map, shape_betas, units, options=opt)
     joint_names = list(run.model.joint_names)
     order = sorted({c for s in run.sessions for c in s.camera_names})
     plan_stats: Counter = Counter()
@@ -277,7 +278,9 @@ def iter_preprocess(
     stats: Counter = Counter(writer.stats_snapshot)
     yield PreprocessEvent(
         "plan",
-        f"{len(plans)} session(s), cameras {order}, {total} samples planned "
+        f"{len(plans)} session(s), cameras {order}"
+        + (f" (excluded: {list(opt.exclude_cameras)})" if opt.exclude_cameras else "")
+        + f", {total} samples planned "
         f"({layout.max_views} view slots, {layout.n_joints} joints, joint map: {run.joint_map_source})",
         0,
         total,
@@ -410,6 +413,7 @@ def _metadata(opt: PreprocessOptions, run, order, layout: Layout, summary: dict,
         if opt.max_frames_per_session is None
         else int(opt.max_frames_per_session),
         "canonical_camera_order": list(order),
+        "exclude_cameras": list(opt.exclude_cameras),
         "has_camera_parameters": True,
         "has_3d_keypoints": bool(summary.get("samples_with_3d_data", 0) > 0),
         "load_3d_data": bool(opt.load_3d),

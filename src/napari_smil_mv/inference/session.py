@@ -4,13 +4,16 @@ Every frame goes through the same steps as preprocessing (:mod:`napari_smil_mv.d
 keypoints are undistorted, the crop box follows the network's recorded crop mode, and one remap undistorts, crops
 and resizes each view (with the same JPEG round trip as the stored images). Views follow the dataset's rule: a
 camera takes part in a frame when its video exists and, for bounding-box crops, it sees at least
-``min_keypoints`` of the animal's keypoints.
+``min_keypoints`` of the animal's keypoints. Cameras the caller excludes are left out altogether (prediction,
+stored cameras and observations, refinement). Cameras the network was not trained on are left out of the prediction
+only (they still get projections, count in the evaluation and take part in a refinement); the ``load`` event's
+message names both kinds.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -68,6 +71,36 @@ def _session_units(session, predictor: Predictor, units: str | None) -> tuple[st
     return unit, float(ws)
 
 
+def _drop_cameras(session, predictor: Predictor, exclude: Sequence[str]):
+    """``(session without the excluded cameras, excluded, cameras unknown to the network, note or "")``."""
+    if isinstance(exclude, str):
+        exclude = exclude.split(",")
+    excluded = list(dict.fromkeys(str(c).strip() for c in exclude or () if str(c).strip()))
+    missing = [c for c in excluded if c not in session.camera_names]
+    if missing:
+        raise ValueError(
+            f"session {session.name!r} ({session.path}) has no camera {missing} to exclude; its cameras are "
+            f"{session.camera_names}"
+        )
+    known = predictor.spec.camera_names
+    untrained = [c for c in session.camera_names if c not in excluded and c not in known]
+    if len(excluded) + len(untrained) == len(session.camera_names):
+        raise ValueError(
+            f"session {session.name!r} ({session.path}) has cameras {session.camera_names}; with {excluded} "
+            f"excluded, none is left that the network knows (it was trained on cameras {known})"
+        )
+    notes = []
+    if excluded:
+        notes.append(f"cameras {excluded} excluded")
+        session = session.without_cameras(excluded)
+    if untrained:
+        notes.append(
+            f"cameras {untrained} left out of the prediction: the network was trained on cameras {known} only "
+            "(they are still projected into, evaluated and refined on; exclude them to drop them)"
+        )
+    return session, excluded, untrained, "; ".join(notes)
+
+
 def infer_session_iter(
     checkpoint: str | Path | Predictor,
     session,
@@ -81,6 +114,7 @@ def infer_session_iter(
     refine: bool = False,
     fit_config=None,
     cancel: CancelFlag = None,
+    exclude_cameras: Sequence[str] = (),
 ) -> Iterator[InferEvent]:
     """Predict every frame of a session (one animal) without a preprocessed dataset.
 
@@ -101,6 +135,16 @@ def infer_session_iter(
         Length unit of the session's calibration (overrides the session's).
     refine, fit_config
         Refine with the fitter afterwards.
+    exclude_cameras
+        Camera names to leave out (as ``PreprocessOptions.exclude_cameras`` does): they are neither predicted
+        from, nor stored in the results, nor used by the refinement. Cameras the network was not trained on are
+        left out of the prediction only, with a note naming them.
+
+    Raises
+    ------
+    ValueError
+        When ``exclude_cameras`` names a camera the session does not have, or no camera is left that the
+        network knows.
 
     Yields
     ------
@@ -115,6 +159,7 @@ def infer_session_iter(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             session = load_session(session, units=units)
+    session, excluded, untrained, note = _drop_cameras(session, pr, exclude_cameras)
     jm, jm_source = _joint_map(session, pr, joint_map)
     unit, ws = _session_units(session, pr, units)
     data = fit_data_from_session(session, jm, pr.spec.joint_names, animal=animal, frames=frames)
@@ -125,18 +170,13 @@ def infer_session_iter(
     opt = pr.spec.preprocessing
     mode, S = str(opt.get("crop_mode", "default")), int(pr.spec.image_size)
     undistort = bool(opt.get("undistort", True))
-    cams = [c for c in session.camera_names if c in pr.spec.camera_names]
-    if not cams:
-        raise ValueError(
-            f"session {session.name!r} has cameras {session.camera_names}, none of which the network knows "
-            f"({pr.spec.camera_names})"
-        )
+    cams = [c for c in session.camera_names if c not in untrained]
     yield InferEvent(
         "load",
         0,
         len(rows),
         f"network {pr.checkpoint} (epoch {pr.epoch}); session {session.name}: {len(rows)} frames, cameras {cams}, "
-        f"crop {mode} {S} px, joint map {jm_source}",
+        f"crop {mode} {S} px, joint map {jm_source}" + (f"; {note}" if note else ""),
     )
     # Plan: which camera sees which frame, and its crop box (from undistorted keypoints, as preprocessing does).
     jobs: dict[str, dict[int, tuple]] = {c: {} for c in cams}
@@ -244,6 +284,8 @@ def infer_session_iter(
         "joint_map_pairs": [list(p) for p in jm.pairs],
         "crop_mode": mode,
         "frames_without_views": int(len(rows) - len(kept)),
+        "excluded_cameras": excluded,
+        "cameras_unknown_to_network": untrained,
     }
     res = build_results(
         pred,

@@ -93,6 +93,9 @@ class PreprocessWidget(QWidget):
         form.addRow("Min views", self.min_views_spin)
         form.addRow("Frame skip", self.frame_skip_spin)
         form.addRow("Max frames / session", self.max_frames_spin)
+        self.exclude_edit = QLineEdit()
+        self.exclude_edit.setPlaceholderText("comma-separated camera names, e.g. side (optional)")
+        form.addRow("Exclude cameras", self.exclude_edit)
         self.overwrite_check = QCheckBox("Overwrite an existing output")
         form.addRow("", self.overwrite_check)
         layout.addLayout(form)
@@ -145,6 +148,7 @@ class PreprocessWidget(QWidget):
             min_views=self.min_views_spin.value(),
             frame_skip=self.frame_skip_spin.value(),
             max_frames_per_session=max_frames or None,
+            exclude_cameras=tuple(n.strip() for n in self.exclude_edit.text().split(",") if n.strip()),
         )
 
     # ------------------------------------------------------------------------------------------ running

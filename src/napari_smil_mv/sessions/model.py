@@ -7,7 +7,8 @@ indices shared by all cameras (the cameras are synchronised, frame ``t`` of ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -271,6 +272,40 @@ class Session:
             self.points3d = self.triangulate(ransac=ransac, cameras=cameras)
             self.points3d_source = "triangulated"
         return self.points3d
+
+    def without_cameras(self, names: Iterable[str]) -> Session:
+        """A copy of the session without the named cameras (views and calibration), e.g. a badly calibrated one.
+
+        Parameters
+        ----------
+        names
+            Camera names to leave out; each must be one of :attr:`camera_names`.
+
+        Returns
+        -------
+        Session
+            A new session sharing the kept views (their arrays are not copied) with a rig of copies of the kept
+            cameras in the original order; ``points3d`` is kept as is (3D points do not depend on a camera once
+            made).
+
+        Raises
+        ------
+        ValueError
+            When a name is not a camera of this session (the message lists the session's cameras).
+        """
+        drop = [str(n) for n in dict.fromkeys(names)]
+        unknown = [n for n in drop if n not in self.views]
+        if unknown:
+            raise ValueError(
+                f"session {self.name!r} ({self.path}) has no camera {unknown}; its cameras are {self.camera_names}"
+            )
+        kept = [c for c in self.camera_names if c not in drop]
+        return replace(
+            self,
+            rig=self.rig.subset(kept),
+            views={c: self.views[c] for c in kept},
+            animal_names=list(self.animal_names),
+        )
 
     def __repr__(self) -> str:
         return (
