@@ -170,3 +170,28 @@ def test_real_minimal_session_without_side():
     assert sorted(per_cam) == ["back", "mid", "top"]
     for cam in ("back", "mid", "top"):
         assert per_cam[cam]["median"] < 12 * 32 / 1280 * 1.25, per_cam  # ~2-10 px at full resolution
+
+
+def test_session_inference_leaves_out_the_cameras_training_left_out():
+    """A network trained on a dataset without cam2 stores that; inference on the full session drops cam2 too."""
+    from _training_fixtures import tiny_config
+    from napari_smil_mv.inference import Predictor, infer_session_iter
+    from napari_smil_mv.training import train
+
+    path = synthetic_session()
+    dataset = fresh_dir("excl_train") / "d.h5"
+    preprocess(load_session(path), dataset, options=_options(exclude_cameras=("cam2",)))
+    out = fresh_dir("excl_trained")
+    train(tiny_config(out, epochs=1, data={"dataset": str(dataset)}))
+    pr = Predictor(out / "last.pt")
+    assert pr.spec.camera_names == ["cam1", "cam3"]
+    assert pr.spec.preprocessing["exclude_cameras"] == ["cam2"]
+    events = list(infer_session_iter(pr, path))
+    load = next(ev.message for ev in events if ev.stage == "load")
+    assert "cameras ['cam2'] excluded (as in the network's training dataset)" in load
+    res = events[-1].results[0]
+    assert res.camera_names == ["cam1", "cam3"] and res.provenance["excluded_cameras"] == ["cam2"]
+    # an explicit list replaces the default: () keeps cam2 (projected into, not predicted from)
+    res = list(infer_session_iter(pr, path, exclude_cameras=()))[-1].results[0]
+    assert res.camera_names == ["cam1", "cam2", "cam3"]
+    assert res.provenance["cameras_unknown_to_network"] == ["cam2"]

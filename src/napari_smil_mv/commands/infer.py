@@ -51,8 +51,10 @@ def register(subparsers) -> None:
     p.add_argument("--units", default=None, help="session: length unit of the calibration, e.g. mm")
     add_exclude_cameras(
         p,
-        "session: leave these cameras out of prediction, results and refinement (cameras the network was "
-        "not trained on are left out of the prediction only, with a note)",
+        "session: leave these cameras out of prediction, results and refinement (default: the cameras the "
+        "network's training dataset left out; cameras the network was not trained on are left out of the "
+        "prediction only, with a note)",
+        none_if_absent=True,
     )
     p.add_argument("--batch-size", type=int, default=8, help="samples per network batch (default 8)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -114,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--iterations must be at least 1")
         fit_config = FitConfig()
         fit_config.stages[-1].iterations = args.iterations
-    excluded = camera_names(args.exclude_cameras)
-    if excluded and args.dataset:
+    excluded = None if args.exclude_cameras is None else camera_names(args.exclude_cameras)
+    if args.exclude_cameras is not None and args.dataset:
         raise CommandError(
             "--exclude-cameras applies to --session; for a dataset, preprocess it with --exclude-cameras"
         )

@@ -57,13 +57,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def add_exclude_cameras(parser: argparse.ArgumentParser, what: str) -> None:
-    """Add ``--exclude-cameras NAME [NAME ...]`` (names may also be comma-separated) to ``parser``."""
+def add_exclude_cameras(parser: argparse.ArgumentParser, what: str, none_if_absent: bool = False) -> None:
+    """Add ``--exclude-cameras NAME [NAME ...]`` (names may also be comma-separated) to ``parser``.
+
+    Its value is ``[]`` when the option is not given, or None with ``none_if_absent`` (to tell "not given" from
+    an explicit list)."""
     parser.add_argument(
         "--exclude-cameras",
         nargs="+",
         action="extend",
-        default=[],
+        default=None if none_if_absent else [],
         metavar="CAMERA",
         help=f"{what}; names separated by spaces or commas (give it after the positional arguments)",
     )

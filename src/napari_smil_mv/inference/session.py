@@ -71,8 +71,15 @@ def _session_units(session, predictor: Predictor, units: str | None) -> tuple[st
     return unit, float(ws)
 
 
-def _drop_cameras(session, predictor: Predictor, exclude: Sequence[str]):
-    """``(session without the excluded cameras, excluded, cameras unknown to the network, note or "")``."""
+def _drop_cameras(session, predictor: Predictor, exclude: Sequence[str] | None):
+    """``(session without the excluded cameras, excluded, cameras unknown to the network, note or "")``.
+
+    ``exclude=None``: the cameras the network's training dataset left out (those this session has)."""
+    why = ""
+    if exclude is None:
+        trained_without = predictor.spec.preprocessing.get("exclude_cameras") or []
+        exclude = [c for c in trained_without if c in session.camera_names]
+        why = " (as in the network's training dataset)"
     if isinstance(exclude, str):
         exclude = exclude.split(",")
     excluded = list(dict.fromkeys(str(c).strip() for c in exclude or () if str(c).strip()))
@@ -91,7 +98,7 @@ def _drop_cameras(session, predictor: Predictor, exclude: Sequence[str]):
         )
     notes = []
     if excluded:
-        notes.append(f"cameras {excluded} excluded")
+        notes.append(f"cameras {excluded} excluded{why}")
         session = session.without_cameras(excluded)
     if untrained:
         notes.append(
@@ -114,7 +121,7 @@ def infer_session_iter(
     refine: bool = False,
     fit_config=None,
     cancel: CancelFlag = None,
-    exclude_cameras: Sequence[str] = (),
+    exclude_cameras: Sequence[str] | None = None,
 ) -> Iterator[InferEvent]:
     """Predict every frame of a session (one animal) without a preprocessed dataset.
 
@@ -137,8 +144,9 @@ def infer_session_iter(
         Refine with the fitter afterwards.
     exclude_cameras
         Camera names to leave out (as ``PreprocessOptions.exclude_cameras`` does): they are neither predicted
-        from, nor stored in the results, nor used by the refinement. Cameras the network was not trained on are
-        left out of the prediction only, with a note naming them.
+        from, nor stored in the results, nor used by the refinement. None (default): the cameras the network's
+        training dataset left out, where the session has them; ``()`` keeps every camera. Cameras the network
+        was not trained on are left out of the prediction only, with a note naming them.
 
     Raises
     ------

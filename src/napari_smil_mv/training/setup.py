@@ -197,6 +197,7 @@ def build_spec(config: TrainConfig, dataset, model_data, indices: np.ndarray | N
         "min_score": options.get("min_score"),
         "min_keypoints": int(options.get("min_keypoints", 1)),
         "dataset_units": str(info.world_units),
+        "exclude_cameras": [str(c) for c in options.get("exclude_cameras") or []],
     }
     jm = info.attrs.get("joint_map")
     spec.joint_map = [[str(a), str(b)] for a, b in jm] if isinstance(jm, list) else []
