@@ -195,3 +195,21 @@ def test_session_inference_leaves_out_the_cameras_training_left_out():
     res = list(infer_session_iter(pr, path, exclude_cameras=()))[-1].results[0]
     assert res.camera_names == ["cam1", "cam2", "cam3"]
     assert res.provenance["cameras_unknown_to_network"] == ["cam2"]
+    # a dataset with cam2 too: cam2's views are left out of the prediction, with a note, and still evaluated
+    from napari_smil_mv.inference import infer_dataset_iter
+
+    full = fresh_dir("excl_full") / "d.h5"
+    preprocess(load_session(path), full, options=_options())
+    events = list(infer_dataset_iter(pr, full))
+    load = next(ev.message for ev in events if ev.stage == "load")
+    assert "cameras ['cam2'] left out of the prediction" in load
+    res = events[-1].results[0]
+    assert res.camera_names == ["cam1", "cam2", "cam3"]
+    assert res.provenance["cameras_unknown_to_network"] == ["cam2"]
+    assert np.isfinite(res.projections_2d).all()
+    with pytest.raises(ValueError, match="seen only by cameras the network was not trained on"):
+        only_cam2 = fresh_dir("excl_only2") / "d.h5"
+        preprocess(
+            load_session(path), only_cam2, options=_options(exclude_cameras=("cam1", "cam3"), min_views=1)
+        )
+        list(infer_dataset_iter(pr, only_cam2))

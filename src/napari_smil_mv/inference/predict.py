@@ -243,16 +243,25 @@ def infer_dataset_iter(
     from napari_smil_mv.training.data import EpochBatches, OriginalCameras, collate, to_device
 
     pr = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, body_model, device)
-    yield InferEvent("load", 0, 0, f"network from {pr.checkpoint} (epoch {pr.epoch}), dataset {dataset}")
     ds = MultiViewDataset(dataset, random_view_sampling=False, indices=indices)
+    names = ds.get_canonical_camera_order()
+    known = pr.spec.camera_names
+    untrained = [n for n in names if n not in known]
+    message = f"network from {pr.checkpoint} (epoch {pr.epoch}), dataset {dataset}"
+    if untrained:
+        message += (
+            f"; cameras {untrained} left out of the prediction: the network was trained on cameras {known} "
+            "only (they are still projected into and evaluated on)"
+        )
+    yield InferEvent("load", 0, 0, message)
     original = OriginalCameras.read(dataset)
     if original is None:
         raise ValueError(
             f"{dataset} does not store the original calibration (crop boxes, original camera matrices); inference "
             "results need it: preprocess the sessions with napari-smil-mv, or run inference on the sessions"
         )
-    names = ds.get_canonical_camera_order()
-    remap = np.array([pr.camera_index(n) for n in names] + [-1])  # dataset index -> network index (-1 stays)
+    # dataset camera index -> network index; -1 (padding) stays, cameras unknown to the network become -1
+    remap = np.array([known.index(n) if n in known else -1 for n in names] + [-1])
     ws = float(ds.world_scale)
     n = len(ds)
     sampler = EpochBatches(n, batch_size, 0, 0, shuffle=False)
@@ -265,7 +274,16 @@ def infer_dataset_iter(
             return
         b = to_device(x, y, torch.device("cpu"), pr.spec.image_size)
         cam_idx = torch.from_numpy(remap[b["camera_indices"].numpy()])
-        preds.append(pr.predict(b["images"], b["view_mask"], cam_idx, b["K"], b["R"], b["t"]))
+        view_mask = b["view_mask"] & (cam_idx >= 0)
+        blind = (~view_mask.any(1)).nonzero().flatten().tolist()
+        if blind:
+            ds.close()
+            raise ValueError(
+                f"{dataset}: sample(s) {[int(x['sample_index'][i]) for i in blind]} are seen only by cameras the "
+                f"network was not trained on ({untrained}; it knows {known}); predict from a dataset with "
+                "those cameras' views, or leave those samples out (indices=)"
+            )
+        preds.append(pr.predict(b["images"], view_mask, cam_idx, b["K"], b["R"], b["t"]))
         for i, s in enumerate(x["sample_index"].tolist()):
             keys.append((x["session_name"][i], x["animal"][i], int(x["frame_idx"][i]), s))
             obs_rows.append(
@@ -341,6 +359,7 @@ def _dataset_group_results(pr, pred, keys, obs_rows, rows, original, names, ws, 
         "session_name": session,
         "animal_name": animal,
         "sample_indices": [int(keys[r][3]) for r in rows],
+        "cameras_unknown_to_network": [names[c] for c in present if names[c] not in pr.spec.camera_names],
         "network": {
             k: getattr(pr.spec, k) for k in ("backbone", "fusion", "body_head", "camera_head", "camera_mode")
         },
