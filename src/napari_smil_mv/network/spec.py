@@ -18,7 +18,7 @@ CAMERA_HEADS = ("per_camera", "shared")
 CAMERA_MODES = ("auto", "calibrated", "absolute")
 
 #: ``hidden_dim = "auto"``: head and decoder width by backbone. The heads are sized to the backbone: the small CNN
-#: (1.1 M parameters, ~34 MFLOP per 64 px image) gets 128-wide heads (~1 M parameters), so that on a CPU the
+#: (1.1 M parameters, ~34 M multiply-adds per 64 px image) gets 128-wide heads (~1 M parameters), so that on a CPU the
 #: training step is not dominated by fusion and decoder (``benchmarks/bench_train.py``, docs/training.md).
 AUTO_HIDDEN_DIM = {"small_cnn": 128}
 DEFAULT_HIDDEN_DIM = 256
