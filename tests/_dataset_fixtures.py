@@ -63,3 +63,19 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real sample data not available: {path}")
     return path
+
+
+def preprocess_real_mouse_session(name: str, **options) -> tuple[Path, dict]:
+    """sleap-anipose's ``minimal_session`` preprocessed with the real mouse model and its joint lookup
+    (``options``: :class:`~napari_smil_mv.dataset.PreprocessOptions` fields); skips without ../shared."""
+    from napari_smil_mv.dataset import PreprocessOptions, preprocess
+
+    session = shared_path("external", "sleap-anipose", "minimal_session")
+    model = shared_path("models", "SMILy_Mouse_static_joints.pkl")
+    out = fresh_dir(name) / "d.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = preprocess(
+            session, out, model=model, joint_map="auto", units="mm", options=PreprocessOptions(**options)
+        )
+    return out, stats

@@ -9,7 +9,13 @@ import h5py
 import numpy as np
 import pytest
 
-from _dataset_fixtures import fresh_dir, shared_path, synthetic_dataset, synthetic_session
+from _dataset_fixtures import (
+    fresh_dir,
+    preprocess_real_mouse_session,
+    shared_path,
+    synthetic_dataset,
+    synthetic_session,
+)
 from napari_smil_mv.dataset import (
     PreprocessOptions,
     iter_preprocess,
@@ -230,19 +236,7 @@ def test_two_sessions_canonical_order_and_units():
 
 def test_real_minimal_session_reprojection():
     """The sleap-anipose mouse session: 4 cameras, side camera calibrated as a copy of top (large error)."""
-    session = shared_path("external", "sleap-anipose", "minimal_session")
-    model = shared_path("models", "SMILy_Mouse_static_joints.pkl")
-    out = fresh_dir("real") / "d.h5"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        stats = preprocess(
-            session,
-            out,
-            model=model,
-            joint_map="auto",
-            units="mm",
-            options=PreprocessOptions(image_size=64, max_frames_per_session=4, frame_skip=30),
-        )
+    out, stats = preprocess_real_mouse_session("real", image_size=64, max_frames_per_session=4, frame_skip=30)
     assert stats["processed_samples"] == 4
     per_cam = reprojection_report(out).per_camera()
     scale = 64 / 1280  # stored px per original px (x)

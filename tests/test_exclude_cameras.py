@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import h5py
 import numpy as np
 import pytest
 
-from _dataset_fixtures import fresh_dir, shared_path, synthetic_session
+from _dataset_fixtures import fresh_dir, preprocess_real_mouse_session, synthetic_session
 from napari_smil_mv.cli import main
 from napari_smil_mv.dataset import (
     PreprocessOptions,
@@ -151,19 +150,9 @@ def test_infer_session_with_a_camera_the_network_does_not_know(capsys, tmp_path)
 
 def test_real_minimal_session_without_side():
     """sleap-anipose's session: the 'side' calibration is a copy of 'top'; leaving it out keeps back, mid, top."""
-    session = shared_path("external", "sleap-anipose", "minimal_session")
-    model = shared_path("models", "SMILy_Mouse_static_joints.pkl")
-    out = fresh_dir("real_excl") / "d.h5"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        stats = preprocess(
-            session,
-            out,
-            model=model,
-            joint_map="auto",
-            units="mm",
-            options=PreprocessOptions(image_size=32, max_frames_per_session=5, exclude_cameras=("side",)),
-        )
+    out, stats = preprocess_real_mouse_session(
+        "real_excl", image_size=32, max_frames_per_session=5, exclude_cameras=("side",)
+    )
     assert stats["processed_samples"] == 5
     assert read_dataset_info(out).canonical_camera_order == ["back", "mid", "top"]
     per_cam = reprojection_report(out).per_camera()
