@@ -132,7 +132,7 @@ class DecoderLayer(nn.Module):
     """Query cross-attention to context tokens (pre-norm query, bias-free projections), then a feed-forward block.
 
     The context arrives normalised (:class:`TransformerBodyHead` normalises it once for every layer and
-    iteration) and may be narrower or wider than the query (``ctx_dim``: the backbone's token width). The keys and
+    iteration); its width ``ctx_dim`` may differ from the query's (the body head projects it to ``dim``). The keys and
     values ``W_k x_n``, ``W_v x_n`` of the ``N`` context tokens are never formed: with few queries (the body head
     has one) it is cheaper to move the projections to the query side, ``q_h · W_k,h x_n = (W_k,h^T q_h) · x_n`` and
     ``Σ_n p_n W_v,h x_n = W_v,h (Σ_n p_n x_n)``, which is the same attention (up to float rounding) at
