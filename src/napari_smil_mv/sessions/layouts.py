@@ -51,17 +51,21 @@ def read_session_toml(folder: Path) -> dict:
     return data
 
 
-def resolve_units(explicit: str | None, folder: Path) -> str:
-    """Units: the explicit argument, else ``session.toml``'s ``units``, else ``"unknown"`` (never guessed)."""
+def resolve_units(explicit: str | None, session_toml: dict) -> str:
+    """Units: the explicit argument, else ``session.toml``'s ``units``, else ``"unknown"`` (never guessed).
+
+    ``session_toml`` is the folder's :func:`read_session_toml`.
+    """
     if explicit is not None:
         if not str(explicit).strip():
             raise ValueError("units must be a non-empty string such as 'mm'")
         return str(explicit).strip()
-    return str(read_session_toml(folder).get("units", "unknown")).strip()
+    return str(session_toml.get("units", "unknown")).strip()
 
 
-def merged_camera_map(explicit: dict[str, str] | None, folder: Path) -> dict[str, str]:
-    cmap = dict(read_session_toml(folder).get("camera_map", {}))
+def merged_camera_map(explicit: dict[str, str] | None, session_toml: dict) -> dict[str, str]:
+    """``session.toml``'s ``[camera_map]`` (``session_toml`` from :func:`read_session_toml`), updated by ``explicit``."""
+    cmap = dict(session_toml.get("camera_map", {}))
     cmap.update(explicit or {})
     return cmap
 
@@ -196,11 +200,12 @@ def load_camera_folder_session(
     calibration = calibration or find_calibration(folder)
     if calibration is None:
         raise FileNotFoundError(f"{folder}: no calibration.toml (looked in the folder and in calibration/)")
-    units_str = resolve_units(units, folder)
+    session_toml = read_session_toml(folder)
+    units_str = resolve_units(units, session_toml)
     rig = load_calibration(calibration, units=None if units_str == "unknown" else units_str)
     if units_str == "unknown" and rig.units:  # declared in the calibration's [metadata] units
         units_str = rig.units
-    cmap = merged_camera_map(camera_map, folder)
+    cmap = merged_camera_map(camera_map, session_toml)
     folders = {d.name: d for d in camera_data_folders(folder)}
     data_paths = match_cameras(rig.names, folders, cmap, folder)
 
@@ -324,13 +329,14 @@ def load_slp_session(
         )
     rs = labels.sessions[0]
     folder = path.parent
-    units_str = resolve_units(units, folder)
+    session_toml = read_session_toml(folder)
+    units_str = resolve_units(units, session_toml)
     cams = [sf.camera_from_sleap_io(c) for c in rs.camera_group.cameras]
     declared = (rs.camera_group.metadata or {}).get("units")
     if units_str == "unknown" and isinstance(declared, str) and declared.strip():
         units_str = declared.strip()
     rig = CameraRig(cams, units=None if units_str == "unknown" else units_str)
-    cmap = merged_camera_map(camera_map, folder)
+    cmap = merged_camera_map(camera_map, session_toml)
     unknown = [k for k in cmap if k not in rig.names]
     if unknown:
         raise KeyError(f"camera_map names cameras {unknown} that are not in the session {rig.names}")
