@@ -8,9 +8,8 @@ internal), so ``napari-smil-mv evaluate`` and the exports treat them exactly lik
 
 from __future__ import annotations
 
-import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ import torch
 
 from napari_smil_mv.body.rotations import matrix_to_axis_angle, rotation_6d_to_matrix
 from napari_smil_mv.network import body_joints, pose_6d
-
-CancelFlag = threading.Event | Callable[[], bool] | None
+from napari_smil_mv.utils.cancel import CancelFlag, is_cancelled
 
 
 @dataclass
@@ -45,14 +43,6 @@ class InferEvent:
     @property
     def progress(self) -> float:
         return self.done / self.total if self.total else (1.0 if self.stage == "done" else 0.0)
-
-
-def cancelled(cancel: CancelFlag) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 class Predictor:
@@ -269,7 +259,7 @@ def infer_dataset_iter(
     preds, keys, done = [], [], 0
     obs_rows: list[tuple] = []
     for x, y in loader:
-        if cancelled(cancel):
+        if is_cancelled(cancel):
             ds.close()
             return
         b = to_device(x, y, torch.device("cpu"), pr.spec.image_size)

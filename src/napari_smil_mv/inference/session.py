@@ -23,14 +23,8 @@ import torch
 from napari_smil_mv.dataset.crops import ViewRenderer, crop_box_for, crop_matrix
 from napari_smil_mv.dataset.frames import PrefetchReader
 from napari_smil_mv.dataset.schema import world_scale_for_units
-from napari_smil_mv.inference.predict import (
-    CancelFlag,
-    InferEvent,
-    Predictor,
-    build_results,
-    cancelled,
-    stack,
-)
+from napari_smil_mv.inference.predict import InferEvent, Predictor, build_results, stack
+from napari_smil_mv.utils.cancel import CancelFlag, is_cancelled
 
 
 def _joint_map(session, predictor: Predictor, joint_map):
@@ -259,7 +253,7 @@ def infer_session_iter(
 
     with PrefetchReader(sources, depth=8, transforms={c: renderer(c) for c in sources}) as reader:
         for i, r in enumerate(rows):
-            if cancelled(cancel):
+            if is_cancelled(cancel):
                 return
             f = int(session.frame_indices[r])
             views = []

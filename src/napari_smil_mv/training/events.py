@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-CancelFlag = threading.Event | Callable[[], bool] | None
 
 
 @dataclass
@@ -55,14 +51,6 @@ class TrainEvent:
     history: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
     rank: int = 0
-
-
-def cancelled(cancel: CancelFlag) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 def format_metrics(metrics: dict) -> str:

@@ -25,7 +25,7 @@ from napari_smil_mv.training.data import (
     to_device,
     view_distortion,
 )
-from napari_smil_mv.training.events import CancelFlag, TrainEvent, cancelled, format_metrics, write_history
+from napari_smil_mv.training.events import TrainEvent, format_metrics, write_history
 from napari_smil_mv.training.losses import compute_losses, joint_weight_vector
 from napari_smil_mv.training.metrics import ValidationMetrics
 from napari_smil_mv.training.setup import (
@@ -36,6 +36,7 @@ from napari_smil_mv.training.setup import (
     resolve_training_body_model,
     set_lr,
 )
+from napari_smil_mv.utils.cancel import CancelFlag, is_cancelled
 
 
 def _as_config(config) -> TrainConfig:
@@ -373,7 +374,7 @@ def _train(cfg: TrainConfig, resume, cancel: CancelFlag) -> Iterator[TrainEvent]
                         losses=means,
                         lr=run.lr,
                     )
-                if cancelled(cancel):
+                if is_cancelled(cancel):
                     path = run.save("last.pt", finished_epoch=False) if rt.is_main else None
                     yield run.event(
                         "stopped",
