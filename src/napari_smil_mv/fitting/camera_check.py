@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from napari_smil_mv.cameras.triangulation import reprojection_errors
 from napari_smil_mv.fitting.init import triangulate_weighted
+from napari_smil_mv.results.metrics import finite_median
 
 
 @dataclass
@@ -41,17 +43,6 @@ class CameraReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def per_camera_errors(points_3d: np.ndarray, keypoints_2d: np.ndarray, rig) -> np.ndarray:
-    """(C, T, N) pixel distance between observations and the projection of (T, N, 3) points (NaN if missing)."""
-    proj = rig.project(points_3d)  # (C, T, N, 2), NaN behind a camera
-    return np.linalg.norm(proj - keypoints_2d, axis=-1)
-
-
-def _median(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(np.median(finite)) if finite.size else float("nan")
 
 
 def check_cameras(
@@ -94,15 +85,15 @@ def check_cameras(
     w = weights * (np.asarray(camera_weights) > 0)[:, None, None]
 
     def errors_for(pts: np.ndarray) -> np.ndarray:
-        err = per_camera_errors(pts, keypoints_2d, rig)
+        err = reprojection_errors(pts, keypoints_2d, rig)  # (C, T, N), NaN behind a camera
         return np.where(observed, err, np.nan)
 
     if points_3d is not None:
         pts = points_3d
         err = errors_for(pts)
-        med = np.array([_median(err[c]) for c in range(C)])
+        med = np.array([finite_median(err[c]) for c in range(C)])
         for c in range(C):
-            others = [_median(err[o]) for o in range(C) if o != c and np.isfinite(med[o])]
+            others = [finite_median(err[o]) for o in range(C) if o != c and np.isfinite(med[o])]
             ref = float(np.median(others)) if others else np.nan
             if (
                 np.isfinite(med[c])
@@ -121,8 +112,8 @@ def check_cameras(
                 wl[c] = 0.0
                 pts_c = triangulate_weighted(keypoints_2d, wl, rig)
                 err_c = errors_for(pts_c)
-                rest = _median(err_c[[o for o in active if o != c]])
-                own = _median(err_c[c])
+                rest = finite_median(err_c[[o for o in active if o != c]])
+                own = finite_median(err_c[c])
                 if best is None or rest < best[1]:
                     best = (c, rest, own, pts_c)
             c, rest, own, pts_c = best
@@ -134,7 +125,7 @@ def check_cameras(
             else:
                 break
         err = errors_for(pts)
-        med = np.array([_median(err[c]) for c in range(C)])
+        med = np.array([finite_median(err[c]) for c in range(C)])
     reports = []
     for c, cam in enumerate(rig):
         n_obs = int(observed[c].sum())

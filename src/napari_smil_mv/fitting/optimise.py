@@ -26,6 +26,7 @@ from napari_smil_mv.fitting.problem import Problem
 from napari_smil_mv.fitting.result import FitEvent, FitResult
 from napari_smil_mv.fitting.stages import CancelFlag, gradient_steps, lm_steps
 from napari_smil_mv.fitting.stages import floats as _floats
+from napari_smil_mv.results.metrics import finite_median
 
 
 def _as_model_data(model: Any) -> SMILModelData:
@@ -325,8 +326,7 @@ def _finish(
     proj = data.cameras.project(joints)  # (C, T, J, 2), NaN behind a camera
     err = np.linalg.norm(proj - data.keypoints_2d, axis=-1)  # NaN where not observed
     for c, rep in enumerate(reports):
-        e = err[c][np.isfinite(err[c])]
-        rep.fit_median_px = float(np.median(e)) if e.size else float("nan")
+        rep.fit_median_px = finite_median(err[c])
     camera_verdicts(reports, err, list(model.joint_names), data.data_names)
     arrays = params.as_numpy()
     return FitResult(

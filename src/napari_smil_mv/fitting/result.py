@@ -9,6 +9,7 @@ import numpy as np
 
 from napari_smil_mv.fitting.camera_check import CameraReport
 from napari_smil_mv.fitting.config import FitConfig
+from napari_smil_mv.results.metrics import finite_median
 
 
 @dataclass
@@ -66,9 +67,7 @@ class FitResult:
     def reprojection_median(self, cameras: list[int] | None = None) -> float:
         """Median reprojection error (px) over the given cameras (default: the cameras used in the fit)."""
         cams = self.used_cameras if cameras is None else cameras
-        err = self.reprojection_error[cams]
-        err = err[np.isfinite(err)]
-        return float(np.median(err)) if err.size else float("nan")
+        return finite_median(self.reprojection_error[cams])
 
     def to_results(self, data, model, producer: str = "napari-smil-mv fit", provenance: dict | None = None):
         """Package as a :class:`napari_smil_mv.results.Results` (for ``write_results`` and the exports).
