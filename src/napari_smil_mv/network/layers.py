@@ -18,6 +18,17 @@ def _small_init(linear: nn.Linear, gain: float = 0.01) -> nn.Linear:
     return linear
 
 
+def _feed_forward(dim: int, dropout: float) -> nn.Sequential:
+    """The transformer feed-forward block: ``dim -> 4·dim`` (GELU) ``-> dim``, with dropout."""
+    return nn.Sequential(
+        nn.Linear(dim, 4 * dim),
+        nn.GELU(),
+        nn.Dropout(dropout),
+        nn.Linear(4 * dim, dim),
+        nn.Dropout(dropout),
+    )
+
+
 class CrossViewAttention(nn.Module):
     """Pre-norm self-attention over the view tokens (padded views masked out of the keys) + feed-forward.
 
@@ -34,13 +45,7 @@ class CrossViewAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)  # rows: queries, keys, values (head-major in each)
         self.out_proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(dim, 4 * dim),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(4 * dim, dim),
-            nn.Dropout(dropout),
-        )
+        self.ffn = _feed_forward(dim, dropout)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
@@ -160,13 +165,7 @@ class DecoderLayer(nn.Module):
         self.kv = nn.Linear(self.ctx_dim, 2 * dim, bias=False)  # rows: keys then values, head-major in each
         self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(dim, 4 * dim),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(4 * dim, dim),
-            nn.Dropout(dropout),
-        )
+        self.ffn = _feed_forward(dim, dropout)
 
     def forward(self, q: torch.Tensor, ctx: torch.Tensor, ctx_pad: torch.Tensor) -> torch.Tensor:
         """``q (B, Q, dim)``; ``ctx (B, N, ctx_dim)`` normalised context; ``ctx_pad (B, N)`` True = padded."""
