@@ -237,12 +237,10 @@ def load_camera_folder_session(
     views = {}
     for cam in rig.names:
         video, lab_path, cam_folder = videos[cam]
+        alt = _single_video_in(cam_folder)  # used when the labels name no video or one that is not found
         if video is not None:
-            lazy = sf.make_lazy_video(video, lab_path, rig[cam], n_needed)
-            if not lazy.exists and (alt := _single_video_in(cam_folder)) is not None:
-                lazy = LazyVideo(alt, n_needed, rig[cam].size, lazy._fallback_shape[3], cam)
+            lazy = sf.make_lazy_video(video, lab_path, rig[cam], n_needed, fallback=alt)
         else:
-            alt = _single_video_in(cam_folder)
             lazy = LazyVideo(alt, n_needed, rig[cam].size, 1, cam, stored_path=str(cam_folder / "<video>"))
         views[cam] = _make_view(cam, rig, lazy, arrays[cam], records[cam].source_path)
 

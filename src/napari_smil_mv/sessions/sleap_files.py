@@ -136,10 +136,15 @@ def video_hints(video) -> tuple[int | None, int]:
     return None, (3 if gray is False else 1)
 
 
-def make_lazy_video(video, labels_path: Path, camera: Camera, n_frames_needed: int) -> LazyVideo:
-    """Build a :class:`LazyVideo` for a sleap-io Video, resolving moved files (see :func:`resolve_video_path`)."""
+def make_lazy_video(
+    video, labels_path: Path, camera: Camera, n_frames_needed: int, fallback: Path | None = None
+) -> LazyVideo:
+    """Build a :class:`LazyVideo` for a sleap-io Video, resolving moved files (see :func:`resolve_video_path`).
+
+    ``fallback`` (e.g. the only video in a camera folder) is used when the stored path resolves to no file.
+    """
     stored = str(video.filename) if not isinstance(video.filename, list) else str(video.filename[0])
-    path = resolve_video_path(stored, labels_path)
+    path = resolve_video_path(stored, labels_path) or fallback
     n_hint, channels = video_hints(video)
     n = max(n_hint or 0, n_frames_needed)
     searched = f"also searched by name next to {labels_path.name} and in nearby 'videos/' folders"
