@@ -427,16 +427,12 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
         "seconds": round(time.perf_counter() - started, 2),
     }
     _write_text(outdir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    _write_text(outdir / "README.txt", _readme(summary))
+    _write_text(outdir / "README.txt", readme_text(summary))
     yield DemoEvent("done", f"wrote {len(files)} files to {outdir}", 1.0)
 
 
 def readme_text(summary: dict) -> str:
     """README.txt of a demo folder from its ``summary.json`` content."""
-    return _readme(summary)
-
-
-def _readme(summary: dict) -> str:
     lines = [
         "napari-smil-mv synthetic demo",
         "=============================",

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.demo import DemoEvent
-from napari_smil_mv.utils.atomic import atomic_path
+from napari_smil_mv.demo import DemoEvent, _write_png, _write_text, readme_text
 
 #: Files and folders written by :func:`iter_fit_demo` (relative to the demo folder).
 DEMO_FIT_FILES: dict[str, str] = {
@@ -166,10 +165,9 @@ def iter_fit_demo(
         "stored": evaluate(results),
         "ground_truth": evaluate(results, session_dir),
     }
-    with atomic_path(outdir / "evaluation.json", overwrite=True) as tmp:
-        tmp.write_text(
-            json.dumps(_clean(metrics), indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8"
-        )
+    _write_text(
+        outdir / "evaluation.json", json.dumps(_clean(metrics), indent=2, allow_nan=False, default=str) + "\n"
+    )
     gt = metrics["ground_truth"]
     yield DemoEvent(
         "evaluate",
@@ -256,14 +254,6 @@ def _node_colors(results: Any) -> np.ndarray:
     return keypoint_colors(list(results.joint_names))
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    import cv2
-
-    with atomic_path(path, overwrite=True) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"could not write the image {path}.")
-
-
 def check_fit_demo_args(outdir: Path, session_frames: int, noise_px: float) -> None:
     """Raise ValueError for bad fit-demo arguments, or a ``session/`` folder the demo did not write."""
     from napari_smil_mv.sessions.synthetic_truth import GROUND_TRUTH_NPZ
@@ -297,8 +287,6 @@ def run_demo_with_fit(
     ``train_seconds``, predict, refine, evaluate); adds their files and numbers to ``summary.json`` and
     ``README.txt``."""
     import time
-
-    from napari_smil_mv.demo import readme_text
 
     started = time.perf_counter()
     share = 0.3
@@ -357,8 +345,6 @@ def run_demo_with_fit(
             f"{ref_gt.get('joint_error_3d_median', float('nan')):.2f} and "
             f"{ref_gt.get('reprojection_px_median', float('nan')):.2f} px (network_evaluation.json).\n"
         )
-    with atomic_path(summary_path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(_clean(summary), indent=2, default=str) + "\n", encoding="utf-8")
-    with atomic_path(outdir / "README.txt", overwrite=True) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    _write_text(summary_path, json.dumps(_clean(summary), indent=2, default=str) + "\n")
+    _write_text(outdir / "README.txt", text)
     yield DemoEvent("done", f"wrote {len(summary['files'])} files to {outdir}", 1.0)

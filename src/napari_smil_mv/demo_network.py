@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.demo import DemoEvent
-from napari_smil_mv.utils.atomic import atomic_path
+from napari_smil_mv.demo import DemoEvent, _write_png, _write_text
 
 #: Files and folders written by :func:`iter_network_demo` (relative to the demo folder).
 DEMO_NETWORK_FILES: dict[str, str] = {
@@ -177,8 +176,7 @@ def iter_network_demo(
         )
     from napari_smil_mv.demo_fit import _clean
 
-    with atomic_path(outdir / "network_evaluation.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(_clean(summary), indent=2, default=str) + "\n", encoding="utf-8")
+    _write_text(outdir / "network_evaluation.json", json.dumps(_clean(summary), indent=2, default=str) + "\n")
     summary["previews"] = list(_previews(outdir, res, pr.model_data, session))
     yield DemoEvent("preview", f"previews {summary['previews']}", at(1.0))
     return summary
@@ -186,7 +184,7 @@ def iter_network_demo(
 
 def _previews(outdir: Path, results, model, session):
     """Write ``network_preview_<camera>.png`` (predicted mesh over the middle frame); yields the names."""
-    from napari_smil_mv.demo_fit import _node_colors, _one_frame, _write_png, fit_overlay
+    from napari_smil_mv.demo_fit import _node_colors, _one_frame, fit_overlay
     from napari_smil_mv.results import evaluate_meshes
 
     mid = results.n_frames // 2
