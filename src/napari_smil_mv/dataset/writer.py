@@ -22,6 +22,7 @@ from napari_smil_mv.dataset.schema import AUXILIARY, IMAGES, KEYPOINTS, METADATA
 from napari_smil_mv.utils.atomic import check_can_write
 
 N_DIST = 14  # distortion coefficients stored per view (OpenCV's longest model), zero-padded
+_NUMERIC = (np.float32, np.float64, np.int32, np.int64, np.bool_)  # the other per-sample dtype: UTF-8 text
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Layout:
         """Zeros for every per-sample array (``camera_indices`` -1, identity rotations) plus empty JPEGs."""
         rec = {}
         for name, (shape, dtype) in self.datasets().items():
-            if dtype in (np.float32, np.float64, np.int32, np.int64, np.bool_):
+            if dtype in _NUMERIC:
                 rec[name] = np.zeros(shape, dtype=dtype)
             else:
                 rec[name] = ""
@@ -204,14 +205,13 @@ class DatasetWriter:
             self._h5.create_group(g)
         r = self.chunk_rows
         for name, (shape, dtype) in self.layout.datasets().items():
-            numeric = dtype in (np.float32, np.float64, np.int32, np.int64, np.bool_)
             self._h5.create_dataset(
                 name,
                 shape=(0, *shape),
                 maxshape=(None, *shape),
                 dtype=dtype,
                 chunks=(r, *shape),
-                **({"compression": "gzip", "compression_opts": 1} if numeric else {}),
+                **({"compression": "gzip", "compression_opts": 1} if dtype in _NUMERIC else {}),
             )
         vlen = h5py.vlen_dtype(np.uint8)
         for v in range(self.layout.max_views):
