@@ -24,9 +24,10 @@ from napari_smil_mv.fitting.init import align_rest_pose
 from napari_smil_mv.fitting.params import BodyParams, check_init_params, rotations_from_init
 from napari_smil_mv.fitting.problem import Problem
 from napari_smil_mv.fitting.result import FitEvent, FitResult
-from napari_smil_mv.fitting.stages import CancelFlag, gradient_steps, lm_steps
 from napari_smil_mv.fitting.stages import floats as _floats
+from napari_smil_mv.fitting.stages import gradient_steps, lm_steps
 from napari_smil_mv.results.metrics import finite_median
+from napari_smil_mv.utils.cancel import CancelFlag
 
 
 def _as_model_data(model: Any) -> SMILModelData:

@@ -7,8 +7,7 @@ progress events.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,17 +20,7 @@ from napari_smil_mv.fitting.lm import LevenbergMarquardt, LMSettings
 from napari_smil_mv.fitting.lm_windows import windowed_lm
 from napari_smil_mv.fitting.params import BodyParams
 from napari_smil_mv.fitting.problem import Problem
-
-CancelFlag = threading.Event | Callable[[], bool] | None
-
-
-def is_cancelled(cancel: CancelFlag) -> bool:
-    """True when the ``threading.Event`` is set or the callable returns True."""
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
+from napari_smil_mv.utils.cancel import CancelFlag, is_cancelled
 
 
 def floats(terms: Mapping[str, torch.Tensor], total: torch.Tensor) -> dict[str, float]:
