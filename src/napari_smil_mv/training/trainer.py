@@ -236,9 +236,9 @@ class _Run:
             )
             n = int(b["images"].shape[0])
             count += n
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
-            sums["total"] = sums.get("total", 0.0) + float(total) * n
+            values = torch.stack([*terms.values(), total]).tolist()  # one device sync per batch, not per term
+            for k, v in zip([*terms, "total"], values, strict=True):
+                sums[k] = sums.get(k, 0.0) + v * n
             if calibrated:
                 crop, _ = project(extra["joints"], b["K"], b["R"], b["t"], b["dist"])
             else:
