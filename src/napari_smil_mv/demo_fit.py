@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.demo import DemoEvent, _write_png, _write_text, readme_text
+from napari_smil_mv.demo import DemoEvent, _write_png, _write_text, keypoint_colors, readme_text
 
 #: Files and folders written by :func:`iter_fit_demo` (relative to the demo folder).
 DEMO_FIT_FILES: dict[str, str] = {
@@ -126,7 +126,7 @@ def iter_fit_demo(
     """
     from napari_smil_mv.body import load_smil_model
     from napari_smil_mv.fitting import FitConfig, fit_data_from_session, fit_iter
-    from napari_smil_mv.results import evaluate, evaluate_meshes, write_results
+    from napari_smil_mv.results import evaluate, write_results
     from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, load_session
     from napari_smil_mv.sessions.synthetic import iter_write_synthetic_session
 
@@ -178,24 +178,13 @@ def iter_fit_demo(
         at(0.9),
     )
 
-    mid = results.n_frames // 2
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not writable.*")  # read-only broadcast arrays
-        verts = evaluate_meshes(_one_frame(results, mid), model).vertices[0]
-    colors = _node_colors(results)
     previews = []
-    for c, cam in enumerate(results.cameras):
-        frame = session.views[cam.name].video[int(results.frame_indices[mid])]
-        obs = results.observed_2d[c, mid] if results.observed_2d is not None else None
-        pred = np.where(results.mapped[:, None], results.projections_2d[c, mid], np.nan)  # observed joints
-        img = fit_overlay(frame, verts, model.faces, cam, obs, pred, colors)
-        name = f"fit_preview_{cam.name}.png"
-        _write_png(outdir / name, img)
+    for camera, name in write_previews(outdir, results, model, session, "fit_preview"):
         previews.append(name)
         yield DemoEvent(
             "preview",
-            f"fitted mesh over camera {cam.name}'s frame -> {name}",
-            at(0.9 + 0.1 * (c + 1) / len(results.cameras)),
+            f"fitted mesh over camera {camera}'s frame -> {name}",
+            at(0.9 + 0.1 * len(previews) / len(results.cameras)),
         )
     return {
         "session": "session",
@@ -203,7 +192,7 @@ def iter_fit_demo(
         "n_frames": results.n_frames,
         "noise_px": float(noise_px),
         "fit_seconds": round(float(result.elapsed_s), 2),
-        "preview_frame": int(results.frame_indices[mid]),
+        "preview_frame": int(results.frame_indices[results.n_frames // 2]),
         "ground_truth": _clean(
             {
                 k: gt[k]
@@ -248,10 +237,49 @@ def _one_frame(results: Any, row: int) -> Any:
     )
 
 
-def _node_colors(results: Any) -> np.ndarray:
-    from napari_smil_mv.demo import keypoint_colors
+def write_previews(
+    outdir: Path, results: Any, model: Any, session: Any, prefix: str
+) -> Iterator[tuple[str, str]]:
+    """Write ``<prefix>_<camera>.png`` for every camera of ``results`` whose video is available.
 
-    return keypoint_colors(list(results.joint_names))
+    Each image is :func:`fit_overlay` of the camera's video frame at the middle row of ``results``: the posed
+    mesh, the data keypoints and the results' keypoints of the observed joints.
+
+    Parameters
+    ----------
+    outdir
+        Folder receiving the images.
+    results
+        The :class:`~napari_smil_mv.results.Results` to draw.
+    model
+        The body model (SMILModelData) the results were made with.
+    session
+        The session the results belong to (its videos are read).
+    prefix
+        File name prefix, e.g. ``fit_preview``.
+
+    Yields
+    ------
+    tuple[str, str]
+        Camera name and file name (relative to ``outdir``) of each written image.
+    """
+    from napari_smil_mv.results import evaluate_meshes
+
+    mid = results.n_frames // 2
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not writable.*")  # read-only broadcast arrays
+        verts = evaluate_meshes(_one_frame(results, mid), model).vertices[0]
+    colors = keypoint_colors(list(results.joint_names))
+    for c, cam in enumerate(results.cameras):
+        video = session.views[cam.name].video
+        if video is None or not video.exists:
+            continue
+        frame = video[int(results.frame_indices[mid])]
+        obs = results.observed_2d[c, mid] if results.observed_2d is not None else None
+        pred = np.where(results.mapped[:, None], results.projections_2d[c, mid], np.nan)  # observed joints
+        name = f"{prefix}_{cam.name}.png"
+        _write_png(outdir / name, fit_overlay(frame, verts, model.faces, cam, obs, pred, colors))
+        yield cam.name, name
 
 
 def check_fit_demo_args(outdir: Path, session_frames: int, noise_px: float) -> None:

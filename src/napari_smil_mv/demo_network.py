@@ -24,9 +24,8 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from napari_smil_mv.demo import DemoEvent, _write_png, _write_text
+from napari_smil_mv.demo import DemoEvent, _write_text
+from napari_smil_mv.demo_fit import _clean, write_previews
 
 #: Files and folders written by :func:`iter_network_demo` (relative to the demo folder).
 DEMO_NETWORK_FILES: dict[str, str] = {
@@ -174,31 +173,9 @@ def iter_network_demo(
             f"{gt_r['reprojection_px_median']:.2f} px -> network_refined.smilmv.h5",
             at(0.92),
         )
-    from napari_smil_mv.demo_fit import _clean
-
     _write_text(outdir / "network_evaluation.json", json.dumps(_clean(summary), indent=2, default=str) + "\n")
-    summary["previews"] = list(_previews(outdir, res, pr.model_data, session))
+    summary["previews"] = [
+        name for _, name in write_previews(outdir, res, pr.model_data, session, "network_preview")
+    ]
     yield DemoEvent("preview", f"previews {summary['previews']}", at(1.0))
     return summary
-
-
-def _previews(outdir: Path, results, model, session):
-    """Write ``network_preview_<camera>.png`` (predicted mesh over the middle frame); yields the names."""
-    from napari_smil_mv.demo_fit import _node_colors, _one_frame, fit_overlay
-    from napari_smil_mv.results import evaluate_meshes
-
-    mid = results.n_frames // 2
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not writable.*")
-        verts = evaluate_meshes(_one_frame(results, mid), model).vertices[0]
-    colors = _node_colors(results)
-    for c, cam in enumerate(results.cameras):
-        view = session.views[cam.name]
-        if view.video is None or not view.video.exists:
-            continue
-        frame = view.video[int(results.frame_indices[mid])]
-        obs = results.observed_2d[c, mid] if results.observed_2d is not None else None
-        pred = np.where(results.mapped[:, None], results.projections_2d[c, mid], np.nan)
-        name = f"network_preview_{cam.name}.png"
-        _write_png(outdir / name, fit_overlay(frame, verts, model.faces, cam, obs, pred, colors))
-        yield name
