@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_smil_mv.cameras import reprojection_errors
 from napari_smil_mv.sessions.model import Session
 
 FLAG_FACTOR = 3.0
@@ -173,17 +174,6 @@ def _fmt(x: float) -> str:
     return "-" if not np.isfinite(x) else f"{x:.2f}"
 
 
-def reprojection_errors_px(session: Session, points3d: np.ndarray) -> np.ndarray:
-    """Pixel distance between projected 3D points and the 2D keypoints: ``(C, T, A, N)``, NaN where undefined."""
-    out = []
-    for view in session.views.values():
-        proj = view.camera.project(points3d)  # NaN behind the camera
-        out.append(np.linalg.norm(proj - view.keypoints, axis=-1))
-    if not out:
-        return np.zeros((0, *points3d.shape[:-1]))
-    return np.stack(out)
-
-
 def flag_cameras(
     medians: dict[str, float],
     counts: dict[str, int] | None = None,
@@ -210,12 +200,10 @@ def flag_cameras(
 
 
 def _pooled_median(session: Session, points3d: np.ndarray, cameras: list[str]) -> float:
-    errs = []
-    for c in cameras:
-        view = session.views[c]
-        e = np.linalg.norm(view.camera.project(points3d) - view.keypoints, axis=-1)
-        errs.append(e[np.isfinite(e)])
-    e = np.concatenate(errs) if errs else np.zeros(0)
+    """Median reprojection error px of ``points3d`` over all keypoints of ``cameras`` (NaN when none)."""
+    kp = np.stack([session.views[c].keypoints for c in cameras])
+    e = reprojection_errors(points3d, kp, session.rig.subset(cameras))
+    e = e[np.isfinite(e)]
     return float(np.median(e)) if e.size else float("nan")
 
 
@@ -296,8 +284,8 @@ def calibration_qc(
     expected = (session.n_frames, session.n_animals, session.n_nodes, 3)
     if pts.shape != expected:
         raise ValueError(f"points3d has shape {pts.shape}; the session needs {expected}")
-    err = reprojection_errors_px(session, pts)
     kp = session.keypoints_2d()
+    err = reprojection_errors(pts, kp, session.rig)  # (C, T, A, N) px, NaN where undefined
     labelled = np.all(np.isfinite(kp), axis=-1)  # (C, T, A, N)
     cams, nodes = session.camera_names, session.skeleton.nodes
     per_camera = {c: ErrorStats.of(err[i], labelled[i]) for i, c in enumerate(cams)}
@@ -340,9 +328,7 @@ def units_hint(session: Session) -> str | None:
     Laboratory rigs are usually 0.1–3 m across: a median distance >= 100 suggests mm, 10–100 cm, < 10 m.
     Returns None with fewer than two cameras.
     """
-    centres = (
-        np.stack([v.camera.center for v in session.views.values()]) if session.views else np.zeros((0, 3))
-    )
+    centres = session.rig.centers
     if len(centres) < 2:
         return None
     d = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(len(centres), 1)]
