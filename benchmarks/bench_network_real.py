@@ -73,17 +73,12 @@ def report(results, session, good: list[str]) -> dict:
 
 
 def _stats(errors: np.ndarray) -> dict:
-    from napari_smil_mv.results import pck
+    """Median/mean reprojection error, PCK@5/10 and count of the finite ``errors`` (as ``evaluate`` reports)."""
+    from napari_smil_mv.results.metrics import reprojection_summary
 
-    e = np.asarray(errors, dtype=np.float64)
-    e = e[np.isfinite(e)]
-    return {
-        "reprojection_px_median": float(np.median(e)) if e.size else float("nan"),
-        "reprojection_px_mean": float(np.mean(e)) if e.size else float("nan"),
-        "pck_5px": pck(e, 5.0),
-        "pck_10px": pck(e, 10.0),
-        "n_keypoints": int(e.size),
-    }
+    summary = reprojection_summary(np.asarray(errors, dtype=np.float64).reshape(1, -1), ["all"])
+    keys = ("reprojection_px_median", "reprojection_px_mean", "pck_5px", "pck_10px", "n_keypoints")
+    return {k: summary[k] for k in keys}
 
 
 def baselines(
