@@ -17,10 +17,9 @@ import cv2
 import numpy as np
 import torch
 
+from napari_smil_mv.cameras import CV_TO_P3D
 from napari_smil_mv.dataset import augment as aug
 from napari_smil_mv.dataset.schema import AUXILIARY, IMAGES, KEYPOINTS, PARAMETERS, read_dataset_info
-
-_CV_TO_P3D = np.diag([-1.0, -1.0, 1.0])
 
 
 def _rot6d(axis_angle: np.ndarray) -> np.ndarray:
@@ -386,8 +385,8 @@ class MultiViewDataset(torch.utils.data.Dataset):
             "camera_extrinsics_t": t,
             "image_sizes": sizes,
             "cam_fov_per_view": fov,
-            "cam_rot_per_view": np.einsum("vji,jk->vik", R, _CV_TO_P3D).astype(np.float32),
-            "cam_trans_per_view": (t @ _CV_TO_P3D).astype(np.float32),
+            "cam_rot_per_view": np.einsum("vji,jk->vik", R, CV_TO_P3D).astype(np.float32),
+            "cam_trans_per_view": (t @ CV_TO_P3D).astype(np.float32),
             "cam_aspect_per_view": aspect,
             "keypoints_3d": kp3d,
             "keypoints_3d_valid": valid3d.copy(),
