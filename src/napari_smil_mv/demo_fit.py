@@ -11,7 +11,6 @@ keypoints as discs and the fitted keypoints as crosses. No Qt.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_smil_mv.commands.evaluate import json_safe, metrics_json
 from napari_smil_mv.demo import DemoEvent, _write_png, _write_text, keypoint_colors, readme_text
 
 #: Files and folders written by :func:`iter_fit_demo` (relative to the demo folder).
@@ -88,17 +88,6 @@ def fit_overlay(
     return out
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become null (as ``evaluate --json``)."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def iter_fit_demo(
     outdir: Path,
     n_cameras: int = 4,
@@ -165,9 +154,7 @@ def iter_fit_demo(
         "stored": evaluate(results),
         "ground_truth": evaluate(results, session_dir),
     }
-    _write_text(
-        outdir / "evaluation.json", json.dumps(_clean(metrics), indent=2, allow_nan=False, default=str) + "\n"
-    )
+    _write_text(outdir / "evaluation.json", metrics_json(metrics) + "\n")
     gt = metrics["ground_truth"]
     yield DemoEvent(
         "evaluate",
@@ -193,7 +180,7 @@ def iter_fit_demo(
         "noise_px": float(noise_px),
         "fit_seconds": round(float(result.elapsed_s), 2),
         "preview_frame": int(results.frame_indices[results.n_frames // 2]),
-        "ground_truth": _clean(
+        "ground_truth": json_safe(
             {
                 k: gt[k]
                 for k in (
@@ -373,6 +360,6 @@ def run_demo_with_fit(
             f"{ref_gt.get('joint_error_3d_median', float('nan')):.2f} and "
             f"{ref_gt.get('reprojection_px_median', float('nan')):.2f} px (network_evaluation.json).\n"
         )
-    _write_text(summary_path, json.dumps(_clean(summary), indent=2, default=str) + "\n")
+    _write_text(summary_path, json.dumps(json_safe(summary), indent=2, default=str) + "\n")
     _write_text(outdir / "README.txt", text)
     yield DemoEvent("done", f"wrote {len(summary['files'])} files to {outdir}", 1.0)

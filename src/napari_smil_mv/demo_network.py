@@ -24,8 +24,9 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+from napari_smil_mv.commands.evaluate import json_safe
 from napari_smil_mv.demo import DemoEvent, _write_text
-from napari_smil_mv.demo_fit import _clean, write_previews
+from napari_smil_mv.demo_fit import write_previews
 
 #: Files and folders written by :func:`iter_network_demo` (relative to the demo folder).
 DEMO_NETWORK_FILES: dict[str, str] = {
@@ -173,7 +174,9 @@ def iter_network_demo(
             f"{gt_r['reprojection_px_median']:.2f} px -> network_refined.smilmv.h5",
             at(0.92),
         )
-    _write_text(outdir / "network_evaluation.json", json.dumps(_clean(summary), indent=2, default=str) + "\n")
+    _write_text(
+        outdir / "network_evaluation.json", json.dumps(json_safe(summary), indent=2, default=str) + "\n"
+    )
     summary["previews"] = [
         name for _, name in write_previews(outdir, res, pr.model_data, session, "network_preview")
     ]

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import warnings
+from typing import Any
 
 
 def register(subparsers) -> None:
@@ -39,15 +40,20 @@ def _fmt(value, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
-def _clean(value):
-    """JSON-safe copy: NaN/inf become null."""
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy of nested dicts/lists/tuples: NaN/inf floats become None (null)."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def metrics_json(metrics: dict[str, Any]) -> str:
+    """The JSON text ``evaluate --json`` prints for ``metrics`` (NaN/inf as null, no trailing newline)."""
+    return json.dumps(json_safe(metrics), indent=2, allow_nan=False, default=str)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ground_truth:
         metrics["ground_truth"] = evaluate(results, args.ground_truth)
     if args.json:
-        print(json.dumps(_clean(metrics), indent=2, allow_nan=False, default=str))
+        print(metrics_json(metrics))
         return 0
     units = results.units
     print(
