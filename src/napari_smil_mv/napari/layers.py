@@ -29,14 +29,15 @@ import numpy as np
 import pandas as pd
 
 from napari_smil_mv.cameras import Camera
+from napari_smil_mv.napari.coords import rowcol_at, skeleton_vectors, xy_to_rowcol
 from napari_smil_mv.napari.styles import (
-    ANIMAL_PALETTE,
     BORDER,
     ERROR_SCALE_PX,
     LOW_SCORE_BORDER,
     PREDICTED_SYMBOL,
     REPROJECTION_SYMBOL,
     USER_SYMBOL,
+    animal_colors,
     error_colors,
     hex_to_rgba,
     node_colors,
@@ -51,12 +52,6 @@ LayerDataTuple = tuple[Any, dict, str]
 CAMERA_ROLES = ("video", "skeleton", "reprojection", "keypoints")
 LAYERS_PER_CAMERA = len(CAMERA_ROLES)
 CAMERA_AXES = ("frame", "y", "x")
-
-
-def xy_to_rowcol(xy: np.ndarray) -> np.ndarray:
-    """Swap ``(..., 2)`` ``(x, y)`` pixels (OpenCV/SLEAP) to napari ``(row, col) = (y, x)``; no offset needed."""
-    xy = np.asarray(xy)
-    return xy[..., ::-1]
 
 
 def frame_selection(frames: Any, n_frames: int) -> range:
@@ -251,34 +246,21 @@ def view_layer_data(
     )
 
     # -- skeleton edges (Vectors: start + direction) ---------------------------------------------------------
-    edges = view.edges
-    vec, vec_animal, vec_edge = [], [], []
-    for a in range(len(view.animal_names)):
-        for i, j in edges:
-            p, q = kp[:, a, i], kp[:, a, j]
-            ok = np.all(np.isfinite(p), -1) & np.all(np.isfinite(q), -1)
-            if not np.any(ok):
-                continue
-            start = np.column_stack([fidx[ok], xy_to_rowcol(p[ok])])
-            direction = np.column_stack([np.zeros(ok.sum()), xy_to_rowcol(q[ok] - p[ok])])
-            vec.append(np.stack([start, direction], axis=1))
-            vec_animal += [view.animal_names[a]] * int(ok.sum())
-            vec_edge += [f"{nodes[i]}-{nodes[j]}"] * int(ok.sum())
-    vdata = np.concatenate(vec) if vec else np.zeros((0, 2, 3))
-    animal_rgba = hex_to_rgba(ANIMAL_PALETTE)
-    a_index = {n: k for k, n in enumerate(view.animal_names)}
-    ecol = (
-        animal_rgba[[a_index[a] % len(animal_rgba) for a in vec_animal]]
-        if vec_animal
-        else np.zeros((0, 4), np.float32)
-    )
+    vdata, vec_animal, vec_edge = skeleton_vectors(kp, fidx, view.edges, rowcol_at)
+    ecol = animal_colors(vec_animal)
     ecol[:, 3] = 0.8
+    edge_names = [f"{nodes[i]}-{nodes[j]}" for i, j in view.edges]
     out.append(
         (
             vdata,
             {
                 "name": f"{name_prefix}{camera} · skeleton",
-                "features": pd.DataFrame({"animal": vec_animal, "edge": vec_edge}),
+                "features": pd.DataFrame(
+                    {
+                        "animal": [view.animal_names[a] for a in vec_animal],
+                        "edge": [edge_names[e] for e in vec_edge],
+                    }
+                ),
                 "edge_color": ecol if len(vdata) else "white",
                 "edge_width": max(1.5, size / 6.0),
                 "vector_style": "line",

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from napari_smil_mv.napari.coords import skeleton_vectors, xy_to_rowcol
 from napari_smil_mv.napari.layers import (
     CAMERA_AXES,
     LAYERS_PER_CAMERA,
@@ -41,7 +42,6 @@ from napari_smil_mv.napari.layers import (
     apply_layout,
     default_point_size,
     view_layer_data,
-    xy_to_rowcol,
 )
 from napari_smil_mv.napari.results_mesh import (
     MESH_MODES,
@@ -303,20 +303,11 @@ def world_result_layer_data(
             "points",
         )
     )
-    vec = []
-    if results.parents is not None:
-        for child, parent in enumerate(results.parents):
-            if parent < 0:
-                continue
-            s, e = j3[:, parent], j3[:, child]
-            ok = np.all(np.isfinite(s), -1) & np.all(np.isfinite(e), -1)
-            if ok.any():
-                vec.append(
-                    np.stack([world_to_napari(s[ok], frames[ok]), world_to_napari(e[ok] - s[ok], 0.0)], 1)
-                )
+    parents = results.parents if results.parents is not None else []
+    bones = [(int(parent), child) for child, parent in enumerate(parents) if parent >= 0]
     out.append(
         (
-            np.concatenate(vec) if vec else np.zeros((0, 2, 4)),
+            skeleton_vectors(j3[:, None], frames, bones, world_to_napari)[0],
             {
                 "name": f"{name_prefix}world · fit skeleton",
                 "edge_color": "white",

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.napari.layers import xy_to_rowcol
+from napari_smil_mv.napari.coords import xy_to_rowcol
 from napari_smil_mv.results import Results
 
 #: Largest ``n_frames * n_vertices`` shown as time-stacked surfaces by ``mesh_mode="auto"``.

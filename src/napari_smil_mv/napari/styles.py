@@ -36,6 +36,11 @@ def node_colors(n_nodes: int) -> np.ndarray:
     return hex_to_rgba([PALETTE[k % len(PALETTE)] for k in range(n_nodes)])
 
 
+def animal_colors(animal_index: np.ndarray) -> np.ndarray:
+    """``(M, 4)`` RGBA colour of each animal index ``(M,)`` (``ANIMAL_PALETTE``, cycled)."""
+    return hex_to_rgba(ANIMAL_PALETTE)[np.asarray(animal_index, dtype=np.int64) % len(ANIMAL_PALETTE)]
+
+
 def error_colors(err_px: np.ndarray, scale_px: float = ERROR_SCALE_PX) -> np.ndarray:
     """``(M, 4)`` RGBA ramp green (0 px) → yellow → red (``>= scale_px``); grey where the error is NaN."""
     e = np.asarray(err_px, dtype=np.float64)

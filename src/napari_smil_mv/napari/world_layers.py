@@ -24,8 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from napari_smil_mv.napari.coords import skeleton_vectors
 from napari_smil_mv.napari.layers import LayerDataTuple, _meta, session_meta
-from napari_smil_mv.napari.styles import ANIMAL_PALETTE, PALETTE, hex_to_rgba, node_colors
+from napari_smil_mv.napari.styles import PALETTE, animal_colors, hex_to_rgba, node_colors
 from napari_smil_mv.sessions import Session
 
 #: napari axis labels of the world layers (world ``(X, Y, Z)`` -> ``(Z, frame, Y, X)``).
@@ -196,28 +197,19 @@ def world_layer_data(
     )
 
     # -- 3D skeleton ---------------------------------------------------------------------------------------------
-    vec, vec_animal = [], []
-    if p is not None:
-        for a in range(session.n_animals):
-            for i, j in session.skeleton.edges:
-                s, e = p[:, a, i], p[:, a, j]
-                ok = np.all(np.isfinite(s), -1) & np.all(np.isfinite(e), -1)
-                if np.any(ok):
-                    start = world_to_napari(s[ok], fidx[ok])
-                    direction = world_to_napari(e[ok] - s[ok], 0.0)
-                    vec.append(np.stack([start, direction], axis=1))
-                    vec_animal += [session.animal_names[a]] * int(ok.sum())
-    sdata = np.concatenate(vec) if vec else np.zeros((0, 2, 4))
-    animal_rgba = hex_to_rgba(ANIMAL_PALETTE)
-    a_index = {n: k for k, n in enumerate(session.animal_names)}
-    scol = animal_rgba[[a_index[a] % len(animal_rgba) for a in vec_animal]] if vec_animal else None
+    sdata, vec_animal, _ = skeleton_vectors(
+        p if p is not None else np.zeros((0, session.n_animals, len(nodes), 3)),
+        fidx,
+        session.skeleton.edges,
+        world_to_napari,
+    )
     out.append(
         (
             sdata,
             {
                 "name": f"{name_prefix}world · skeleton 3D",
-                "features": pd.DataFrame({"animal": vec_animal}),
-                "edge_color": scol if scol is not None else "white",
+                "features": pd.DataFrame({"animal": [session.animal_names[a] for a in vec_animal]}),
+                "edge_color": animal_colors(vec_animal) if len(sdata) else "white",
                 "edge_width": marker * 0.3,
                 "vector_style": "line",
                 "opacity": 0.9,
