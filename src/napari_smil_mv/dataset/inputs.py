@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_smil_mv.dataset.plan import exclude_session_cameras
 from napari_smil_mv.dataset.schema import infer_world_scale, world_scale_for_units
 from napari_smil_mv.sessions import JointMap, Session, SessionSet, ShapeBetas, auto_match, load_sessions
 
@@ -189,8 +190,6 @@ def resolve_inputs(
     jm, jm_source = _resolve_joint_map(joint_map, sets, loaded, joint_names)
     betas = _resolve_betas(shape_betas, sets, loaded, int(mdl.n_betas))
     if options is not None:
-        from napari_smil_mv.dataset.plan import exclude_session_cameras
-
         loaded = exclude_session_cameras(loaded, options)
     factor, world_units, ws, ws_source = _resolve_units(loaded)
     return RunInputs(loaded, mdl, jm, jm_source, betas, factor, world_units, ws, ws_source)
