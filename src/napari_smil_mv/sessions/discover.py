@@ -35,6 +35,11 @@ def _session_slps(folder: Path) -> list[Path]:
         return []
 
 
+def _folder_of_calibration(calibration: Path) -> Path:
+    """Session folder of a ``calibration.toml`` (its folder, or the parent of an Anipose ``calibration/``)."""
+    return calibration.parent.parent if calibration.parent.name == "calibration" else calibration.parent
+
+
 def _is_camera_folder_session(folder: Path) -> bool:
     try:
         return layouts.find_calibration(folder) is not None and bool(layouts.camera_data_folders(folder))
@@ -55,8 +60,7 @@ def is_session_path(path: str | Path) -> bool:
             if p.suffix.lower() == ".slp":
                 return _slp_has_session(p)
             if p.name == "calibration.toml":
-                folder = p.parent.parent if p.parent.name == "calibration" else p.parent
-                return bool(layouts.camera_data_folders(folder))
+                return bool(layouts.camera_data_folders(_folder_of_calibration(p)))
             return False
         if p.is_dir():
             return _is_camera_folder_session(p) or bool(_session_slps(p))
@@ -134,8 +138,7 @@ def load_session(
         if p.suffix.lower() == ".slp":
             return layouts.load_slp_session(p, camera_map, units)
         if p.suffix.lower() == ".toml":
-            folder = p.parent.parent if p.parent.name == "calibration" else p.parent
-            return layouts.load_camera_folder_session(folder, p, camera_map, units)
+            return layouts.load_camera_folder_session(_folder_of_calibration(p), p, camera_map, units)
         raise ValueError(
             f"{p}: not a session file; give a session folder, its calibration.toml, or a .slp session"
         )
