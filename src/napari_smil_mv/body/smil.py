@@ -62,24 +62,36 @@ class SMILOutput:
     root: torch.Tensor
 
 
-def _depth_levels(parents: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
-    """Order joints by tree depth; return that order and ``(start, end, parent_pos_in_previous_level)``."""
-    n = parents.shape[0]
-    depth = np.zeros(n, dtype=np.int64)
-    for i in range(1, n):
-        depth[i] = depth[parents[i]] + 1
-    order = np.argsort(depth, kind="stable")
-    position = np.empty(n, dtype=np.int64)
-    levels = []
-    start = 0
-    for d in range(int(depth.max()) + 1):
-        members = order[depth[order] == d]
-        end = start + members.size
-        position[members] = np.arange(members.size)
-        parent_pos = position[parents[members]] if d > 0 else np.zeros(0, dtype=np.int64)
-        levels.append((start, end, parent_pos))
-        start = end
-    return order, levels
+def tree_levels(parents: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Group joint indices by depth in the kinematic tree.
+
+    Parameters
+    ----------
+    parents
+        (J,) parent index per joint, -1 for the root; parents must precede their children.
+
+    Returns
+    -------
+    levels : list of (n_l,) int arrays
+        Level 0 holds the root(s), level l the joints whose parent is in level l-1 (each level in index order).
+    parent_positions : list of (n_l,) int arrays
+        For every level the position of each joint's parent inside the previous level (empty for level 0).
+    """
+    parents = np.asarray(parents, dtype=np.int64)
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for i, p in enumerate(parents):
+        if p >= i:
+            raise ValueError(
+                f"kinematic tree: parent {p} of joint {i} does not precede it; joints must be "
+                "topologically ordered (parent index < child index)"
+            )
+        depth[i] = 0 if p < 0 else depth[p] + 1
+    levels = [np.flatnonzero(depth == d) for d in range(int(depth.max()) + 1)]
+    position = np.empty(len(parents), dtype=np.int64)
+    for lv in levels:
+        position[lv] = np.arange(lv.size)
+    parent_positions = [np.zeros(0, dtype=np.int64)] + [position[parents[lv]] for lv in levels[1:]]
+    return levels, parent_positions
 
 
 class SMILModel(nn.Module):
@@ -150,13 +162,13 @@ class SMILModel(nn.Module):
             buf("scaledirs", data.scaledirs)
         if self.has_transdirs:
             buf("transdirs", data.transdirs)
-        order, levels = _depth_levels(parents)
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(J)
+        levels, parent_positions = tree_levels(parents)
+        order = np.concatenate(levels)
         buf("depth_order", order, torch.int64)
-        buf("depth_inverse", inverse, torch.int64)
-        self._levels = [(s, e) for s, e, _ in levels]
-        for i, (_, _, parent_pos) in enumerate(levels):
+        buf("depth_inverse", np.argsort(order), torch.int64)
+        ends = np.cumsum([lv.size for lv in levels])
+        self._levels = [(int(e - lv.size), int(e)) for lv, e in zip(levels, ends, strict=True)]
+        for i, parent_pos in enumerate(parent_positions):
             buf(f"level_parent_{i}", parent_pos, torch.int64)
         buf("bottom_row", np.array([0.0, 0.0, 0.0, 1.0]))
 

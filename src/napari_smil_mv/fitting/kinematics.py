@@ -14,33 +14,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from napari_smil_mv.body.smil import tree_levels
+
 #: Sign applied to ``betas_trans`` inside the kinematic chain (upstream flips the y axis).
 BETAS_TRANS_SIGN = (1.0, -1.0, 1.0)
-
-
-def tree_levels(parents: np.ndarray) -> list[np.ndarray]:
-    """Group joint indices by depth in the kinematic tree.
-
-    Parameters
-    ----------
-    parents
-        (J,) parent index per joint, -1 for the root; parents must precede their children.
-
-    Returns
-    -------
-    list of (n_l,) int arrays
-        Level 0 holds the root(s), level l the joints whose parent is in level l-1.
-    """
-    parents = np.asarray(parents, dtype=np.int64)
-    depth = np.zeros(len(parents), dtype=np.int64)
-    for i, p in enumerate(parents):
-        if p >= i:
-            raise ValueError(
-                f"kinematic tree: parent {p} of joint {i} does not precede it; joints must be "
-                "topologically ordered (parent index < child index)"
-            )
-        depth[i] = 0 if p < 0 else depth[p] + 1
-    return [np.flatnonzero(depth == d) for d in range(int(depth.max()) + 1)]
 
 
 class JointsModel:
@@ -86,14 +63,10 @@ class JointsModel:
 
         # Level bookkeeping: for every level the global joint indices and the position of each joint's parent
         # inside the previous level's arrays.
-        levels = tree_levels(self.parents)
+        levels, parent_positions = tree_levels(self.parents)
         self._levels = [torch.as_tensor(lv, device=self.device) for lv in levels]
-        self._parent_local: list[torch.Tensor | None] = [None]
-        for lv_prev, lv in zip(levels[:-1], levels[1:], strict=True):
-            where = {int(j): k for k, j in enumerate(lv_prev)}
-            self._parent_local.append(
-                torch.as_tensor([where[int(self.parents[j])] for j in lv], device=self.device)
-            )
+        self._parent_local: list[torch.Tensor | None] = [None]  # the roots have no parent level
+        self._parent_local += [torch.as_tensor(pos, device=self.device) for pos in parent_positions[1:]]
         order = np.concatenate(levels)
         self._inverse_order = torch.as_tensor(np.argsort(order), device=self.device)
         self._parents_t = torch.as_tensor(np.maximum(self.parents, 0), device=self.device)
