@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from napari_smil_mv.results.metrics import SIDE_MARKERS
+
 
 def robust(sq_norm: torch.Tensor, kind: str) -> torch.Tensor:
     """Robust penalty of a squared, already sigma-normalised residual norm.
@@ -73,9 +75,8 @@ def symmetric_pairs(joint_names: list[str]) -> list[tuple[int, int]]:
     """Index pairs of left/right joints recognised by name (``_L``/``_R``, ``_l``/``_r``, ``left``/``right``)."""
     index = {n: i for i, n in enumerate(joint_names)}
     pairs = []
-    swaps = [("_L", "_R"), ("_l", "_r"), ("left", "right"), ("Left", "Right")]
     for name, i in index.items():
-        for left, right in swaps:
+        for left, right in SIDE_MARKERS:
             if left in name:
                 other = name.replace(left, right)
                 if other in index and other != name:

@@ -47,8 +47,8 @@ def joint_errors_3d(predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(predicted, float) - np.asarray(reference, float), axis=-1)
 
 
-#: Name markers of left/right joints (the same rules as the fit's ``limb_scale_sym`` prior).
-_SIDE_SWAPS = (("_L", "_R"), ("_l", "_r"), ("left", "right"), ("Left", "Right"))
+#: Name markers ``(left, right)`` of left/right joints (also the pairs of the fit's ``limb_scale_sym`` prior).
+SIDE_MARKERS = (("_L", "_R"), ("_l", "_r"), ("left", "right"), ("Left", "Right"))
 
 BODY_LENGTH_DEFINITION = (
     "median over frames of the largest distance between two axial reference joints (axial: joints without a "
@@ -66,7 +66,7 @@ def axial_joints(joint_names: Sequence[str]) -> np.ndarray:
     index = set(names)
     axial = np.ones(len(names), dtype=bool)
     for i, name in enumerate(names):
-        for left, right in _SIDE_SWAPS:
+        for left, right in SIDE_MARKERS:
             for a, b in ((left, right), (right, left)):
                 if a in name and name.replace(a, b) in index and name.replace(a, b) != name:
                     axial[i] = False
