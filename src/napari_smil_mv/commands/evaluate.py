@@ -58,12 +58,11 @@ def metrics_json(metrics: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``; returns 0."""
+    from napari_smil_mv.commands._args import parse_animal
     from napari_smil_mv.results import evaluate, read_results
 
     results = read_results(args.results)
-    animal = None
-    if args.animal is not None:
-        animal = int(args.animal) if args.animal.lstrip("-").isdigit() else args.animal
+    animal = None if args.animal is None else parse_animal(args.animal)
     metrics = {"results": str(args.results)}
     if args.session:
         from napari_smil_mv.sessions import load_session

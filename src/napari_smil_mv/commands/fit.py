@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from napari_smil_mv.cli import CommandError
+from napari_smil_mv.commands._args import camera_names, check_output, parse_animal, parse_frames, torch_device
 
 
 def register(subparsers) -> None:
@@ -63,34 +64,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_frames(text: str | None, frame_indices):
-    """Rows of ``frame_indices`` selected by ``"A:B"`` (video frame numbers, ``A <= f < B``), or None for all."""
-    import numpy as np
-
-    if text is None:
-        return None
-    if text.count(":") != 1:
-        raise CommandError(f"--frames expects A:B (e.g. 0:100), got {text!r}")
-    a, b = (s.strip() for s in text.split(":"))
-    try:
-        lo = int(a) if a else None
-        hi = int(b) if b else None
-    except ValueError:
-        raise CommandError(f"--frames expects integers A:B, got {text!r}") from None
-    frames = np.asarray(frame_indices)
-    keep = np.ones(len(frames), dtype=bool)
-    if lo is not None:
-        keep &= frames >= lo
-    if hi is not None:
-        keep &= frames < hi
-    rows = np.flatnonzero(keep)
-    if rows.size == 0:
-        raise CommandError(
-            f"--frames {text} selects none of the session's frames ({int(frames.min())}..{int(frames.max())})"
-        )
-    return rows
-
-
 def resolve_joint_map(args, session, model_joint_names, say):
     """The joint map from --joint-map, the session's joint_lookup.csv, or an automatic match."""
     from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, auto_match
@@ -122,28 +95,19 @@ def resolve_joint_map(args, session, model_joint_names, say):
 def run(args: argparse.Namespace) -> int:
     """Run ``fit``; returns the exit code."""
     import numpy as np
-    import torch
 
     from napari_smil_mv.body import load_smil_model
     from napari_smil_mv.fitting import FitConfig, fit_data_from_session, fit_iter
     from napari_smil_mv.results import write_results
     from napari_smil_mv.sessions import load_session
-    from napari_smil_mv.utils.atomic import check_can_write
 
     def say(line: str) -> None:
         if not args.quiet:
             print(line, flush=True)
 
     output = Path(args.output)
-    try:
-        check_can_write(output, overwrite=args.overwrite)
-    except FileExistsError as exc:
-        raise CommandError(str(exc)) from exc
-    try:
-        device = torch.device(args.device)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise CommandError(f"device '{args.device}' is not available: {exc}") from exc
+    check_output(output, args.overwrite)
+    device = torch_device(args.device)
     config = FitConfig()
     if args.config:
         try:
@@ -160,10 +124,10 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore")  # missing videos are fine for fitting
         session = load_session(args.session, units=args.units)
     joint_map, map_source = resolve_joint_map(args, session, model.joint_names, say)
-    animal = int(args.animal) if args.animal.lstrip("-").isdigit() else args.animal
+    animal = parse_animal(args.animal)
     rows = parse_frames(args.frames, session.frame_indices)
     data = fit_data_from_session(session, joint_map, model.joint_names, animal=animal, frames=rows)
-    excluded = [c.strip() for c in args.exclude_cameras.split(",") if c.strip()]
+    excluded = list(camera_names([args.exclude_cameras]))
     unknown = [c for c in excluded if c not in data.camera_names]
     if unknown:
         raise CommandError(f"--exclude-cameras: no camera {unknown}; the session has {data.camera_names}")

@@ -13,7 +13,14 @@ import warnings
 from pathlib import Path
 
 from napari_smil_mv.cli import CommandError
-from napari_smil_mv.commands.preprocess import add_exclude_cameras, camera_names
+from napari_smil_mv.commands._args import (
+    add_exclude_cameras,
+    camera_names,
+    check_output,
+    parse_animal,
+    parse_frames,
+    torch_device,
+)
 
 
 def register(subparsers) -> None:
@@ -81,8 +88,6 @@ def _suffixed(path: Path, tag: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``infer``; returns the exit code."""
-    import torch
-
     from napari_smil_mv.fitting import FitConfig
     from napari_smil_mv.inference import Predictor, infer_dataset_iter, infer_session_iter
     from napari_smil_mv.results import (
@@ -93,23 +98,16 @@ def run(args: argparse.Namespace) -> int:
         export_slp,
         write_results,
     )
-    from napari_smil_mv.utils.atomic import check_can_write
 
     def say(line: str) -> None:
         if not args.quiet:
             print(line, flush=True)
 
     output = Path(args.output)
-    try:
-        check_can_write(output, args.overwrite)
-    except FileExistsError as exc:
-        raise CommandError(str(exc)) from None
+    check_output(output, args.overwrite)
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
-    try:
-        torch.empty(0, device=torch.device(args.device))
-    except (RuntimeError, AssertionError) as exc:
-        raise CommandError(f"device '{args.device}' is not available: {exc}") from exc
+    torch_device(args.device)
     fit_config = None
     if args.refine and args.iterations is not None:
         if args.iterations < 1:
@@ -128,14 +126,13 @@ def run(args: argparse.Namespace) -> int:
             pr, args.dataset, batch_size=args.batch_size, refine=args.refine, fit_config=fit_config
         )
     else:
-        from napari_smil_mv.commands.fit import parse_frames
         from napari_smil_mv.sessions import load_session
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             session = load_session(args.session, units=args.units)
         rows = parse_frames(args.frames, session.frame_indices)
-        animal = int(args.animal) if args.animal.lstrip("-").isdigit() else args.animal
+        animal = parse_animal(args.animal)
         events = infer_session_iter(
             pr,
             session,
@@ -159,10 +156,7 @@ def run(args: argparse.Namespace) -> int:
     for res in results:
         tag = f"{res.provenance.get('session_name', '')}_{res.provenance.get('animal_name', '')}"
         path = output if len(results) == 1 else _suffixed(output, tag)
-        try:
-            check_can_write(path, args.overwrite)
-        except FileExistsError as exc:
-            raise CommandError(str(exc)) from None
+        check_output(path, args.overwrite)
         outputs.append(path)
     for res, path in zip(results, outputs, strict=True):
         res.provenance["command"] = "napari-smil-mv infer"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from napari_smil_mv.cli import CommandError
+from napari_smil_mv.commands._args import check_output, torch_device
 
 
 def register(subparsers) -> None:
@@ -46,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     )
     from napari_smil_mv.body.model_file import load_smil_model
     from napari_smil_mv.body.smil import SMILModel
-    from napari_smil_mv.utils.atomic import check_can_write
 
     output = Path(args.output)
     inputs = {Path(args.model).resolve(), Path(args.animation).resolve()}
@@ -60,17 +60,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.obj and output.exists() and not output.is_dir():
         raise CommandError(f"output {output} exists and is not a folder; --obj writes a folder of OBJ files")
-    try:  # refuse before computing anything
-        check_can_write(output / "mesh_sequence.npz" if args.obj else output, overwrite=args.overwrite)
-        if args.obj:
-            check_can_write(output / "frame_000000.obj", overwrite=args.overwrite)
-    except FileExistsError as exc:
-        raise CommandError(str(exc)) from exc
-    try:
-        device = torch.device(args.device)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise CommandError(f"device '{args.device}' is not available: {exc}") from exc
+    check_output(
+        output / "mesh_sequence.npz" if args.obj else output, args.overwrite
+    )  # refuse before working
+    if args.obj:
+        check_output(output / "frame_000000.obj", args.overwrite)
+    device = torch_device(args.device)
 
     data = load_smil_model(None if args.model == "demo" and not Path(args.model).exists() else args.model)
     anim = load_animation(args.animation, data)

@@ -10,6 +10,8 @@ import argparse
 import sys
 import warnings
 
+from napari_smil_mv.commands._args import add_exclude_cameras, camera_names
+
 
 def register(subparsers) -> None:
     """Add the ``preprocess`` sub-command."""
@@ -55,27 +57,6 @@ def register(subparsers) -> None:
     p.add_argument("--restart", action="store_true", help="discard an unfinished run instead of resuming it")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
-
-
-def add_exclude_cameras(parser: argparse.ArgumentParser, what: str, none_if_absent: bool = False) -> None:
-    """Add ``--exclude-cameras NAME [NAME ...]`` (names may also be comma-separated) to ``parser``.
-
-    Its value is ``[]`` when the option is not given, or None with ``none_if_absent`` (to tell "not given" from
-    an explicit list)."""
-    parser.add_argument(
-        "--exclude-cameras",
-        nargs="+",
-        action="extend",
-        default=None if none_if_absent else [],
-        metavar="CAMERA",
-        help=f"{what}; names separated by spaces or commas (give it after the positional arguments)",
-    )
-
-
-def camera_names(values: list[str] | None) -> tuple[str, ...]:
-    """Camera names from ``--exclude-cameras`` values (``["a,b", "c"]`` -> ``("a", "b", "c")``)."""
-    names = [n.strip() for v in values or [] for n in v.split(",")]
-    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def run(args: argparse.Namespace) -> int:
