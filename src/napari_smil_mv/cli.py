@@ -69,4 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # ``python -m napari_smil_mv.cli``: run the imported module's main, whose CommandError is the class the
+    # commands raise (this __main__ module defines a second, different one).
+    from napari_smil_mv.cli import main as _main
+
+    sys.exit(_main())
