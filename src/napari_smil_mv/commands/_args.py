@@ -66,6 +66,12 @@ def parse_animal(text: str) -> int | str:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+def model_arg(text: str) -> str | None:
+    """A ``MODEL`` argument: the ``.pkl`` path, or None (the embedded demo model) for ``demo`` unless a file of
+    that name exists."""
+    return None if text == "demo" and not Path(text).exists() else text
+
+
 def torch_device(name: str) -> Any:
     """``torch.device(name)``, checked by allocating an empty tensor on it."""
     import torch

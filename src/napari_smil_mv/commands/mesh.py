@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from napari_smil_mv.cli import CommandError
-from napari_smil_mv.commands._args import check_output, torch_device
+from napari_smil_mv.commands._args import check_output, model_arg, torch_device
 
 
 def register(subparsers) -> None:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         check_output(output / "frame_000000.obj", args.overwrite)
     device = torch_device(args.device)
 
-    data = load_smil_model(None if args.model == "demo" and not Path(args.model).exists() else args.model)
+    data = load_smil_model(model_arg(args.model))
     anim = load_animation(args.animation, data)
     model = SMILModel(data, dtype=torch.float32, device=device)
     meshes = evaluate_animation(model, anim, batch_size=args.batch_size)

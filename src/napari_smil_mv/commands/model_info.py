@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 
@@ -74,8 +73,9 @@ def _tree_lines(names: list[str], parents: list[int]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run ``model-info``; returns the exit code."""
     from napari_smil_mv.body.model_file import load_smil_model
+    from napari_smil_mv.commands._args import model_arg
 
-    data = load_smil_model(None if args.model == "demo" and not Path(args.model).exists() else args.model)
+    data = load_smil_model(model_arg(args.model))
     info = model_summary(data)
     if args.json:
         print(json.dumps(info, indent=2))
