@@ -93,19 +93,15 @@ def _initialise(
             if K
             else None
         )
-        lbs = init_params.get("log_beta_scales")
-        bt = init_params.get("betas_trans")
-        lbs_t = (
-            None
-            if lbs is None
-            else torch.as_tensor(np.asarray(lbs, dtype=np.float64).reshape(-1, J, 3)[0], **kw)
-        )
-        bt_t = (
-            None
-            if bt is None
-            else torch.as_tensor(np.asarray(bt, dtype=np.float64).reshape(-1, J, 3)[0], **kw)
-        )
-        rest = jm(eye, betas, lbs_t, bt_t).cpu().numpy().astype(np.float64)[0]  # (J, 3)
+
+        def first_frame(key: str) -> torch.Tensor | None:  # (J, 3) or (T, J, 3) init -> its first (J, 3)
+            value = init_params.get(key)
+            if value is None:
+                return None
+            return torch.as_tensor(np.asarray(value, dtype=np.float64).reshape(-1, J, 3)[0], **kw)
+
+        rest = jm(eye, betas, first_frame("log_beta_scales"), first_frame("betas_trans"))
+        rest = rest.cpu().numpy().astype(np.float64)[0]  # (J, 3)
     extent_model = float(np.max(np.linalg.norm(rest[:, None] - rest[None], axis=-1)))
 
     info: dict[str, Any] = {"aligned": need_align}
