@@ -202,7 +202,9 @@ def exclude_session_cameras(sessions: list[Session], options: PreprocessOptions)
     return out
 
 
-def _visible(view, min_score: float | None) -> np.ndarray:
+def visible_keypoints(view, min_score: float | None) -> np.ndarray:
+    """``(T, A, N)`` bool: keypoints of a camera view that preprocessing counts as seen (visible, finite, and scored
+    at least ``min_score`` where SLEAP gave a score; user labels have none and are kept)."""
     vis = view.visible & np.all(np.isfinite(view.keypoints), axis=-1)
     if min_score is not None:
         vis &= ~(np.isfinite(view.scores) & (view.scores < min_score))  # user labels (NaN score) are kept
@@ -249,7 +251,7 @@ def plan_session(
     seen = {}  # camera -> (T, A) bool
     labelled_any = np.zeros((session.n_frames, session.n_animals), dtype=bool)
     for name, view in session.views.items():
-        vis = _visible(view, options.min_score)
+        vis = visible_keypoints(view, options.min_score)
         kp = np.where(vis[..., None], view.keypoints, np.nan)
         if options.undistort and view.camera.has_distortion:
             kp = view.camera.undistort_points(kp)

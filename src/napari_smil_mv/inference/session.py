@@ -22,6 +22,7 @@ import torch
 
 from napari_smil_mv.dataset.crops import ViewRenderer, crop_box_for, crop_matrix
 from napari_smil_mv.dataset.frames import PrefetchReader
+from napari_smil_mv.dataset.plan import visible_keypoints
 from napari_smil_mv.dataset.schema import world_scale_for_units
 from napari_smil_mv.inference.predict import InferEvent, Predictor, build_results, stack
 from napari_smil_mv.utils.cancel import CancelFlag, is_cancelled
@@ -188,9 +189,7 @@ def infer_session_iter(
         view = session.views[c]
         if view.video is None or not view.video.exists:
             continue
-        vis = view.visible[rows, a] & np.all(np.isfinite(view.keypoints[rows, a]), -1)
-        if min_score is not None:
-            vis &= ~(np.isfinite(view.scores[rows, a]) & (view.scores[rows, a] < float(min_score)))
+        vis = visible_keypoints(view, None if min_score is None else float(min_score))[rows, a]
         kp = np.where(vis[..., None], view.keypoints[rows, a], np.nan)
         if undistort and view.camera.has_distortion:
             kp = view.camera.undistort_points(kp)
