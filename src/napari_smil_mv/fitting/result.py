@@ -85,7 +85,6 @@ class FitResult:
         """
         from napari_smil_mv.results import Results
 
-        T = self.poses.shape[0]
         prov = {
             "producer": producer,
             "config": self.config.to_dict(),
@@ -99,7 +98,7 @@ class FitResult:
         prov.update(provenance or {})
         return Results(
             poses=self.poses,
-            betas=np.broadcast_to(self.betas, (T, self.betas.shape[-1])).copy(),
+            betas=self.betas,  # (K,): Results repeats it per frame
             trans=self.trans,
             mesh_scale=self.mesh_scale,
             log_beta_scales=self.log_beta_scales,
