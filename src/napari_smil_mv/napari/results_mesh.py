@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from napari_smil_mv.napari.coords import xy_to_rowcol
+from napari_smil_mv.napari.world_layers import static_frame_transform
 from napari_smil_mv.results import Results
 
 #: Largest ``n_frames * n_vertices`` shown as time-stacked surfaces by ``mesh_mode="auto"``.
@@ -198,15 +199,6 @@ def stack_frames(
         faces.append(np.asarray(f, np.int64) + offset)
         offset += len(v)
     return np.concatenate(verts).astype(np.float32), np.concatenate(faces).astype(np.int32)
-
-
-def static_frame_transform(frames: np.ndarray, n_axes: int, frame_axis: int = 0) -> tuple[tuple, tuple]:
-    """Scale/translate that show data frame 0 on every frame from ``frames.min()`` to ``frames.max()``."""
-    first, last = float(np.min(frames)), float(np.max(frames))
-    scale, translate = [1.0] * n_axes, [0.0] * n_axes
-    scale[frame_axis] = last - first + 1.0
-    translate[frame_axis] = 0.5 * (first + last)
-    return tuple(scale), tuple(translate)
 
 
 def marker_size(results: Results) -> float:

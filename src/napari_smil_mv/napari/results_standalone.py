@@ -9,18 +9,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from napari_smil_mv.napari.layers import ViewData, _meta
-from napari_smil_mv.napari.results_mesh import marker_size, static_frame_transform
-from napari_smil_mv.napari.styles import hex_to_rgba
-from napari_smil_mv.napari.world_layers import (
-    CAMERA_PALETTE,
-    WORLD_AXES,
-    camera_frustum,
-    frustum_edges,
-    world_to_napari,
-)
+from napari_smil_mv.napari.layers import ViewData
+from napari_smil_mv.napari.results_mesh import marker_size
+from napari_smil_mv.napari.world_layers import rig_layer_data
 from napari_smil_mv.results import Results
 
 
@@ -96,62 +88,19 @@ def results_view_data(results: Results, c: int) -> ViewData:
 def rig_world_layer_data(results: Results, base_meta: dict, frames: range, name_prefix: str = "") -> list:
     """``frustums`` and ``camera_names`` world layers of the results' cameras (shown on every frame)."""
     rig = results.cameras
-    centres = rig.centers
     target = np.nanmedian(results.joints_3d.reshape(-1, 3), axis=0)
-    dist = float(np.median(np.linalg.norm(centres - target, axis=1))) if len(centres) else 1.0
-    depth = dist * 0.25
-    scale, translate = static_frame_transform(np.array([frames.start, frames[-1]]), 4, 1)
-    rgba = hex_to_rgba([CAMERA_PALETTE[k % len(CAMERA_PALETTE)] for k in range(len(rig))])
-    segs, seg_cam, seg_col = [], [], []
-    for k, cam in enumerate(rig):
-        along = float((target - cam.center) @ cam.R[2])
-        e = frustum_edges(
-            camera_frustum(cam, depth), cam.center + cam.R[2] * along if along > depth else None
-        )
-        segs.append(np.stack([world_to_napari(e[:, 0]), world_to_napari(e[:, 1] - e[:, 0])], axis=1))
-        seg_cam += [cam.name] * len(e)
-        seg_col.append(np.repeat(rgba[k : k + 1], len(e), axis=0))
-    common = {"depth": depth, "world_units": results.units}
-    up = -np.mean([cam.R[1] for cam in rig], axis=0)
-    up = up / (np.linalg.norm(up) or 1.0) * depth * 0.3
-    return [
-        (
-            np.concatenate(segs),
-            {
-                "name": f"{name_prefix}world · cameras",
-                "features": pd.DataFrame({"camera": seg_cam}),
-                "edge_color": np.concatenate(seg_col),
-                "edge_width": dist * 0.004,
-                "vector_style": "line",
-                "scale": scale,
-                "translate": translate,
-                "axis_labels": WORLD_AXES,
-                "metadata": _meta(base_meta, None, "frustums", WORLD_AXES, results.units, **common),
-            },
-            "vectors",
-        ),
-        (
-            world_to_napari(centres),
-            {
-                "name": f"{name_prefix}world · camera names",
-                "features": pd.DataFrame({"camera": rig.names, "label": rig.names}),
-                "face_color": rgba,
-                "border_width": 0,
-                "size": marker_size(results) * 1.5,
-                "text": {
-                    "string": "{label}",
-                    "color": "white",
-                    "size": 12,
-                    "translation": world_to_napari(up),
-                },
-                "scale": scale,
-                "translate": translate,
-                "axis_labels": WORLD_AXES,
-                "metadata": _meta(base_meta, None, "camera_names", WORLD_AXES, results.units, **common),
-            },
-            "points",
-        ),
-    ]
+    dist = float(np.median(np.linalg.norm(rig.centers - target, axis=1))) if len(rig) else 1.0
+    return rig_layer_data(
+        list(rig),
+        frames,
+        dist * 0.25,
+        dist,
+        marker_size(results) * 1.5,
+        target,
+        base_meta,
+        results.units,
+        name_prefix,
+    )
 
 
 __all__ = ["observed_edges", "results_view_data", "rig_world_layer_data", "standalone_meta"]

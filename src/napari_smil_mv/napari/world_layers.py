@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from napari_smil_mv.cameras import Camera
 from napari_smil_mv.napari.coords import skeleton_vectors
 from napari_smil_mv.napari.layers import LayerDataTuple, _meta, session_meta
 from napari_smil_mv.napari.styles import PALETTE, animal_colors, hex_to_rgba, node_colors
@@ -117,11 +118,109 @@ def frustum_edges(corners: np.ndarray, axis_end: np.ndarray | None = None) -> np
     return np.array([[a, b] for a, b in seg])
 
 
-def _static_frame_transform(frames: range) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Scale/translate that show data frame 0 on every frame of ``frames`` (see module docstring)."""
-    first, last = frames.start, frames.start + max(len(frames) - 1, 0) * frames.step
-    span = float(last - first + 1)
-    return (1.0, span, 1.0, 1.0), (0.0, 0.5 * (first + last), 0.0, 0.0)
+def static_frame_transform(frames: np.ndarray, n_axes: int, frame_axis: int = 0) -> tuple[tuple, tuple]:
+    """Scale/translate that show data frame 0 on every frame from ``frames.min()`` to ``frames.max()``."""
+    first, last = float(np.min(frames)), float(np.max(frames))
+    scale, translate = [1.0] * n_axes, [0.0] * n_axes
+    scale[frame_axis] = last - first + 1.0
+    translate[frame_axis] = 0.5 * (first + last)
+    return tuple(scale), tuple(translate)
+
+
+def rig_layer_data(
+    cameras: Sequence[Camera],
+    frames: range,
+    depth: float,
+    camera_distance: float,
+    name_size: float,
+    target: np.ndarray | None,
+    base_meta: dict,
+    units: str,
+    name_prefix: str = "",
+) -> list[LayerDataTuple]:
+    """The ``frustums`` (Vectors) and ``camera_names`` (Points) world layers, shown on every frame of ``frames``.
+
+    Parameters
+    ----------
+    cameras
+        The cameras, in rig order (colour ``k`` of ``CAMERA_PALETTE`` for camera ``k``).
+    frames
+        Video frame indices shown.
+    depth
+        Frustum length in world units.
+    camera_distance
+        Typical camera-to-animal distance in world units (sets the line width).
+    name_size
+        Diameter of the camera-centre markers in world units.
+    target
+        ``(3,)`` world point the optical axes are drawn towards (when farther than ``depth``), or None.
+    base_meta, units, name_prefix
+        Metadata base, world units and layer-name prefix.
+    """
+    scale, translate = static_frame_transform(
+        np.array([frames.start, frames[-1] if frames else frames.start]), 4, 1
+    )
+    names = [cam.name for cam in cameras]
+    cam_rgba = hex_to_rgba([CAMERA_PALETTE[k % len(CAMERA_PALETTE)] for k in range(len(cameras))])
+    common = {"depth": depth, "world_units": units}
+    segs, seg_cam, seg_col = [], [], []
+    for k, cam in enumerate(cameras):
+        axis_end = None
+        if target is not None:  # optical axis, as far as the animal's depth in this camera
+            along = float((target - cam.center) @ cam.R[2])
+            axis_end = cam.center + cam.R[2] * along if along > depth else None
+        e = frustum_edges(camera_frustum(cam, depth), axis_end)
+        segs.append(np.stack([world_to_napari(e[:, 0]), world_to_napari(e[:, 1] - e[:, 0])], axis=1))
+        seg_cam += [cam.name] * len(e)
+        seg_col.append(np.repeat(cam_rgba[k : k + 1], len(e), axis=0))
+    centres = np.array([cam.center for cam in cameras]).reshape(-1, 3)
+    # names float above the cameras (mean image-up direction), clear of the frustum lines
+    up = -np.mean([cam.R[1] for cam in cameras], axis=0) if len(cameras) else np.zeros(3)
+    up = up / (np.linalg.norm(up) or 1.0) * depth * 0.3
+    labels = []
+    for k, c in enumerate(names):  # cameras sharing a centre (a copied calibration) share one label
+        same = [names[j] for j in range(len(names)) if np.allclose(centres[j], centres[k], atol=1e-6)]
+        labels.append(" = ".join(same) if same[0] == c else "")
+    return [
+        (
+            np.concatenate(segs) if segs else np.zeros((0, 2, 4)),
+            {
+                "name": f"{name_prefix}world · cameras",
+                "features": pd.DataFrame({"camera": seg_cam}),
+                "edge_color": np.concatenate(seg_col) if seg_col else "white",
+                "edge_width": camera_distance * 0.004,
+                "vector_style": "line",
+                "opacity": 1.0,
+                "scale": scale,
+                "translate": translate,
+                "axis_labels": WORLD_AXES,
+                "metadata": _meta(base_meta, None, "frustums", WORLD_AXES, units, **common),
+            },
+            "vectors",
+        ),
+        (
+            world_to_napari(centres) if len(centres) else np.zeros((0, 4)),
+            {
+                "name": f"{name_prefix}world · camera names",
+                "features": pd.DataFrame({"camera": names, "label": labels}),
+                "face_color": cam_rgba if len(cameras) else "white",
+                "border_width": 0,
+                "size": name_size,
+                "text": {
+                    "string": "{label}",
+                    "color": "white",
+                    "size": 12,
+                    "anchor": "center",
+                    "translation": world_to_napari(up, 0.0),
+                },
+                "scale": scale,
+                "translate": translate,
+                "axis_labels": WORLD_AXES,
+                "metadata": _meta(base_meta, None, "camera_names", WORLD_AXES, units, **common),
+            },
+            "points",
+        ),
+    ]
 
 
 def world_layer_data(
@@ -221,70 +320,8 @@ def world_layer_data(
     )
 
     # -- frustums and names (static: shown on every frame) -------------------------------------------------------
-    scale, translate = _static_frame_transform(frames)
-    cam_rgba = hex_to_rgba([CAMERA_PALETTE[k % len(CAMERA_PALETTE)] for k in range(len(cameras))])
-    segs, seg_cam, seg_col = [], [], []
-    for k, c in enumerate(cameras):
-        cam = session.views[c].camera
-        axis_end = None
-        if centroid is not None:  # optical axis, as far as the animal's depth in this camera
-            along = float((centroid - cam.center) @ cam.R[2])
-            axis_end = cam.center + cam.R[2] * along if along > depth else None
-        e = frustum_edges(camera_frustum(cam, depth), axis_end)
-        segs.append(np.stack([world_to_napari(e[:, 0]), world_to_napari(e[:, 1] - e[:, 0])], axis=1))
-        seg_cam += [c] * len(e)
-        seg_col.append(np.repeat(cam_rgba[k : k + 1], len(e), axis=0))
-    out.append(
-        (
-            np.concatenate(segs) if segs else np.zeros((0, 2, 4)),
-            {
-                "name": f"{name_prefix}world · cameras",
-                "features": pd.DataFrame({"camera": seg_cam}),
-                "edge_color": np.concatenate(seg_col) if seg_col else "white",
-                "edge_width": cam_dist * 0.004,
-                "vector_style": "line",
-                "opacity": 1.0,
-                "scale": scale,
-                "translate": translate,
-                "axis_labels": WORLD_AXES,
-                "metadata": _meta(base, None, "frustums", WORLD_AXES, units, **common),
-            },
-            "vectors",
-        )
-    )
-    centres = np.array([session.views[c].camera.center for c in cameras]).reshape(-1, 3)
-    # names float above the cameras (mean image-up direction), clear of the frustum lines
-    up = -np.mean([session.views[c].camera.R[1] for c in cameras], axis=0) if cameras else np.zeros(3)
-    up = up / (np.linalg.norm(up) or 1.0) * depth * 0.3
-    label_offset = world_to_napari(up, 0.0)
-    labels = []
-    for k, c in enumerate(cameras):  # cameras sharing a centre (a copied calibration) share one label
-        same = [cameras[j] for j in range(len(cameras)) if np.allclose(centres[j], centres[k], atol=1e-6)]
-        labels.append(" = ".join(same) if same[0] == c else "")
-    out.append(
-        (
-            world_to_napari(centres) if len(centres) else np.zeros((0, 4)),
-            {
-                "name": f"{name_prefix}world · camera names",
-                "features": pd.DataFrame({"camera": list(cameras), "label": labels}),
-                "face_color": cam_rgba if len(cameras) else "white",
-                "border_width": 0,
-                "size": marker * 1.5,
-                "text": {
-                    "string": "{label}",
-                    "color": "white",
-                    "size": 12,
-                    "anchor": "center",
-                    "translation": label_offset,
-                },
-                "scale": scale,
-                "translate": translate,
-                "axis_labels": WORLD_AXES,
-                "metadata": _meta(base, None, "camera_names", WORLD_AXES, units, **common),
-            },
-            "points",
-        )
-    )
+    rig = [session.views[c].camera for c in cameras]
+    out += rig_layer_data(rig, frames, depth, cam_dist, marker * 1.5, centroid, base, units, name_prefix)
     return out
 
 
@@ -295,7 +332,9 @@ __all__ = [
     "WORLD_ROLES",
     "camera_frustum",
     "frustum_edges",
+    "rig_layer_data",
     "scene_scale",
+    "static_frame_transform",
     "world_layer_data",
     "world_to_napari",
 ]
