@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from napari_smil_mv.body import matrix_to_rotation_6d
+from napari_smil_mv.cameras import rodrigues_to_matrix_torch
 from napari_smil_mv.fitting.banded import BandedArrowSolver
 from napari_smil_mv.fitting.curvature import (
     Smoothness,
@@ -49,16 +50,8 @@ def hat(v: torch.Tensor) -> torch.Tensor:
     return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*v.shape, 3)
 
 
-def exp_so3(v: torch.Tensor) -> torch.Tensor:
-    """Exact rotation matrices ``exp([v]×)`` (Rodrigues, with Taylor coefficients for tiny angles)."""
-    theta2 = (v * v).sum(-1, keepdim=True)[..., None]
-    theta = theta2.sqrt()
-    small = theta2 < 1e-8
-    safe = torch.where(small, torch.ones_like(theta), theta)
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(safe) / safe)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(safe)) / safe**2)
-    K = hat(v)
-    return torch.eye(3, dtype=v.dtype, device=v.device) + a * K + b * (K @ K)
+#: Exact rotation matrices ``exp([v]×)`` of (..., 3) rotation increments (Rodrigues, Taylor terms for tiny angles).
+exp_so3 = rodrigues_to_matrix_torch
 
 
 @dataclass
