@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_smil_mv.napari.dataset_browser import DatasetOverview, dataset_layer_data, load_overview
+from napari_smil_mv.napari.widget_parts import wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -114,10 +115,8 @@ class DatasetBrowser(QWidget):
         for w in (self.path_edit, self.browse_btn, self.open_btn):
             row.addWidget(w)
         layout.addLayout(row)
-        self.info_label = QLabel("No dataset open.")
-        self.info_label.setWordWrap(True)
+        self.info_label = wrapping_label(layout, "No dataset open.")
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.info_label)
         box = QGroupBox("Views per sample")
         QVBoxLayout(box).addWidget(hist := ViewCountHistogram())
         self.histogram = hist
@@ -134,15 +133,11 @@ class DatasetBrowser(QWidget):
         row.addWidget(self.sample_spin)
         row.addStretch(1)
         v.addLayout(row)
-        self.sample_label = QLabel("")
-        self.sample_label.setWordWrap(True)
-        v.addWidget(self.sample_label)
+        self.sample_label = wrapping_label(v)
         self.sample_table = _table(["camera", "keypoints", "median error"])
         v.addWidget(self.sample_table)
         layout.addWidget(box)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.status = wrapping_label(layout)
         layout.addStretch(1)
         self.browse_btn.clicked.connect(self._browse)
         self.open_btn.clicked.connect(lambda: self.open(self.path_edit.text().strip()))

@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -36,7 +35,7 @@ from napari_smil_mv.fitting import FitConfig, FitEvent
 from napari_smil_mv.fitting.config import default_weights
 from napari_smil_mv.napari.fit_job import FitOutcome, prepare_fit, run_fit_job
 from napari_smil_mv.napari.registry import session_id_of
-from napari_smil_mv.napari.widget_parts import add_job_controls, path_row, wrapping_label
+from napari_smil_mv.napari.widget_parts import add_job_controls, add_path_row, ask_yes_no, wrapping_label
 from napari_smil_mv.results import RESULTS_SUFFIX, write_results
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,12 +84,12 @@ class FitWidget(QWidget):
         layout = QVBoxLayout(self)
         box = QGroupBox("Inputs (the session shown in the viewer)")
         form = QFormLayout(box)
-        self.model_edit, row = path_row("SMIL model .pkl (empty: demo model)", self._browse_model)
-        form.addRow("Model", row)
-        self.joint_map_edit, row = path_row(
-            "joint_lookup.csv (empty: the session's, else by name)", self._browse_joint_map
+        self.model_edit = add_path_row(
+            form, "Model", "SMIL model .pkl (empty: demo model)", self._browse_model
         )
-        form.addRow("Joint map", row)
+        self.joint_map_edit = add_path_row(
+            form, "Joint map", "joint_lookup.csv (empty: the session's, else by name)", self._browse_joint_map
+        )
         row = QHBoxLayout()
         self.start_spin, self.stop_spin = QSpinBox(), QSpinBox()
         self.start_spin.setRange(0, 10**9)
@@ -297,14 +296,7 @@ class FitWidget(QWidget):
                 self._say(f"Not saved: {path} exists and is not a results file; choose another name.")
                 return None
             if overwrite is None:
-                answer = QMessageBox.question(
-                    self,
-                    "Replace results?",
-                    f"{path.name} exists. Replace it?",
-                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                    QMessageBox.StandardButton.No,
-                )
-                overwrite = answer == QMessageBox.StandardButton.Yes
+                overwrite = ask_yes_no(self, "Replace results?", f"{path.name} exists. Replace it?")
             if not overwrite:
                 self._say(f"Not saved: {path} exists.")
                 return None

@@ -26,7 +26,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QStyledItemDelegate,
@@ -38,6 +37,7 @@ from qtpy.QtWidgets import (
 
 from napari_smil_mv import api
 from napari_smil_mv.napari.results_view import detach_results, reattach_results
+from napari_smil_mv.napari.widget_parts import ask_yes_no, wrapping_label
 from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, Session, auto_match, calibration_qc
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -185,14 +185,10 @@ class SessionWidget(QWidget):
         self.qc_table.setHorizontalHeaderLabels(["camera", "median", "p90", "valid", "flag"])
         self.qc_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         vbox.addWidget(self.qc_table)
-        self.qc_label = QLabel("")
-        self.qc_label.setWordWrap(True)
-        vbox.addWidget(self.qc_label)
+        self.qc_label = wrapping_label(vbox)
         layout.addWidget(box)
 
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.status = wrapping_label(layout)
         layout.addStretch(1)
 
         self.browse_dir_btn.clicked.connect(self._browse_dir)
@@ -433,14 +429,7 @@ class SessionWidget(QWidget):
             return None
         if path.exists() and overwrite is None:
             what = "the joint map you opened" if path == self.joint_map_source else "an existing file"
-            answer = QMessageBox.question(
-                self,
-                "Replace file?",
-                f"{path} is {what}. Replace it?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No,
-            )
-            overwrite = answer == QMessageBox.StandardButton.Yes
+            overwrite = ask_yes_no(self, "Replace file?", f"{path} is {what}. Replace it?")
         if path.exists() and not overwrite:
             self._say(f"Not saved: {path} exists.")
             return None

@@ -1,7 +1,7 @@
 """Small Qt building blocks shared by the dock widgets (path pickers, job controls).
 
 Every long-running widget (Fit, Preprocess, Train, Infer) has the same controls: a row of buttons, a progress bar
-and a wrapping status line; and most inputs are a path with a "…" browse button. Building them here keeps the
+and a wrapping status line; most inputs are a path with a "…" browse button; replacing a file asks first. Building them here keeps the
 widgets consistent and short.
 """
 
@@ -15,9 +15,11 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QWidget,
 )
 
 
@@ -46,6 +48,18 @@ def wrapping_label(layout: QBoxLayout, text: str = "") -> QLabel:
     label.setWordWrap(True)
     layout.addWidget(label)
     return label
+
+
+def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
+    """A modal Yes/No question (No is the default); True when the user answers Yes."""
+    answer = QMessageBox.question(
+        parent,
+        title,
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def add_job_controls(
