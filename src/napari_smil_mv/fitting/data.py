@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -168,17 +168,11 @@ class FitData:
     def select_frames(self, frames: slice | Sequence[int] | np.ndarray) -> FitData:
         """Copy restricted to some frames (positions along T, not frame numbers)."""
         idx = np.arange(self.n_frames)[frames]
-        return FitData(
+        return replace(
+            self,
             keypoints_2d=self.keypoints_2d[:, idx],
             weights=self.weights[:, idx],
-            cameras=self.cameras,
             points_3d=None if self.points_3d is None else self.points_3d[idx],
-            units=self.units,
             frame_indices=self.frame_indices[idx],
-            joint_names=self.joint_names,
-            data_names=self.data_names,
-            camera_weights=self.camera_weights,
-            videos=self.videos,
-            fps=self.fps,
             metadata=dict(self.metadata),
         )
