@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.commands.evaluate import json_safe, metrics_json
 from napari_smil_mv.demo import DemoEvent, _write_png, _write_text, keypoint_colors, readme_text
+from napari_smil_mv.results import json_safe, metrics_json
 
 #: Files and folders written by :func:`iter_fit_demo` (relative to the demo folder).
 DEMO_FIT_FILES: dict[str, str] = {

@@ -24,9 +24,9 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from napari_smil_mv.commands.evaluate import json_safe
 from napari_smil_mv.demo import DemoEvent, _write_text
 from napari_smil_mv.demo_fit import write_previews
+from napari_smil_mv.results import json_safe
 
 #: Files and folders written by :func:`iter_network_demo` (relative to the demo folder).
 DEMO_NETWORK_FILES: dict[str, str] = {

@@ -7,10 +7,8 @@ error (with a ground truth also relative to the body length).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import warnings
-from typing import Any
 
 
 def register(subparsers) -> None:
@@ -40,26 +38,10 @@ def _fmt(value, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
-def json_safe(value: Any) -> Any:
-    """JSON-safe copy of nested dicts/lists/tuples: NaN/inf floats become None (null)."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def metrics_json(metrics: dict[str, Any]) -> str:
-    """The JSON text ``evaluate --json`` prints for ``metrics`` (NaN/inf as null, no trailing newline)."""
-    return json.dumps(json_safe(metrics), indent=2, allow_nan=False, default=str)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``; returns 0."""
     from napari_smil_mv.commands._args import parse_animal
-    from napari_smil_mv.results import evaluate, read_results
+    from napari_smil_mv.results import evaluate, metrics_json, read_results
 
     results = read_results(args.results)
     animal = None if args.animal is None else parse_animal(args.animal)

@@ -9,6 +9,8 @@ to a :class:`Results` against its own data, a session, or a ground truth.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -285,3 +287,19 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
                 out["joint_error_3d_relative"] = out["joint_error_3d_median"] / length
                 out["joint_error_3d_relative_all_joints"] = med_all / length
     return out
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy of nested dicts/lists/tuples: NaN/inf floats become None (null)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def metrics_json(metrics: dict[str, Any]) -> str:
+    """The JSON text ``evaluate --json`` prints for ``metrics`` (NaN/inf as null, no trailing newline)."""
+    return json.dumps(json_safe(metrics), indent=2, allow_nan=False, default=str)
