@@ -6,19 +6,14 @@ import warnings
 
 import pytest
 
+from _napari_fixtures import hidden_viewer
 from _training_fixtures import synthetic_dataset, synthetic_session, trained_checkpoint
 
 
 @pytest.fixture
 def viewer(qapp):
-    import napari
-
-    v = napari.Viewer(show=False)
-    v.window.resize(900, 700)
-    v.window._qt_window.grab()
-    yield v
-    v.layers.clear()
-    v.close()
+    with hidden_viewer() as v:
+        yield v
 
 
 @pytest.mark.gui

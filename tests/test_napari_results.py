@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
+from _napari_fixtures import hidden_viewer
+
 pytest.importorskip("torch")
 
 from napari_smil_mv.cameras import Camera  # noqa: E402
@@ -265,14 +267,8 @@ def test_fit_job_inputs_and_cancel(tiny_session, tmp_path):
 # ------------------------------------------------------------------------------------------ GUI (Xvfb)
 @pytest.fixture(scope="module")
 def viewer(qapp):
-    import napari
-
-    v = napari.Viewer(show=False)
-    v.window.resize(900, 700)
-    v.window._qt_window.grab()  # a hidden viewer renders black screenshots without one grab
-    yield v
-    v.layers.clear()
-    v.close()
+    with hidden_viewer() as v:
+        yield v
 
 
 def _screenshot(viewer) -> np.ndarray:

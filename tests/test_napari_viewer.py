@@ -10,19 +10,15 @@ import warnings
 import numpy as np
 import pytest
 
+from _napari_fixtures import hidden_viewer
+
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture(scope="module")
 def viewer(qapp):
-    import napari
-
-    v = napari.Viewer(show=False)
-    v.window.resize(1200, 900)
-    v.window._qt_window.grab()  # a hidden viewer renders black screenshots without one grab
-    yield v
-    v.layers.clear()
-    v.close()
+    with hidden_viewer((1200, 900)) as v:
+        yield v
 
 
 @pytest.fixture(scope="module")

@@ -5,19 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _napari_fixtures import hidden_viewer
 from _training_fixtures import fresh_dir, tiny_config
 
 
 @pytest.fixture
 def viewer(qapp):
-    import napari
-
-    v = napari.Viewer(show=False)
-    v.window.resize(900, 700)
-    v.window._qt_window.grab()  # a hidden viewer renders black screenshots without one grab
-    yield v
-    v.layers.clear()
-    v.close()
+    with hidden_viewer() as v:
+        yield v
 
 
 def test_sample_mosaic_places_keypoints_in_their_view():
