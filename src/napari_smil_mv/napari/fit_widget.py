@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -35,7 +34,13 @@ from napari_smil_mv.fitting import FitConfig, FitEvent
 from napari_smil_mv.fitting.config import default_weights
 from napari_smil_mv.napari.fit_job import FitOutcome, prepare_fit, run_fit_job
 from napari_smil_mv.napari.registry import session_id_of
-from napari_smil_mv.napari.widget_parts import add_job_controls, add_path_row, ask_yes_no, wrapping_label
+from napari_smil_mv.napari.widget_parts import (
+    add_buttons,
+    add_job_controls,
+    add_path_row,
+    ask_yes_no,
+    wrapping_label,
+)
 from napari_smil_mv.results import RESULTS_SUFFIX, write_results
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,11 +127,7 @@ class FitWidget(QWidget):
         (self.run_btn, self.stop_btn), self.progress = add_job_controls(layout, ("Run", "Stop"))
         self.loss_label = wrapping_label(layout)
         self.status = wrapping_label(layout)
-        row = QHBoxLayout()
-        self.save_btn, self.open_btn = QPushButton("Save results…"), QPushButton("Show results file…")
-        row.addWidget(self.save_btn)
-        row.addWidget(self.open_btn)
-        layout.addLayout(row)
+        self.save_btn, self.open_btn = add_buttons(layout, ("Save results…", "Show results file…"))
         layout.addStretch(1)
 
         self.run_btn.clicked.connect(self.run)

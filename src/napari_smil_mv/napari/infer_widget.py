@@ -18,15 +18,13 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_smil_mv import api
-from napari_smil_mv.napari.widget_parts import add_job_controls, add_path_row, wrapping_label
+from napari_smil_mv.napari.widget_parts import add_buttons, add_job_controls, add_path_row, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -85,21 +83,8 @@ class InferWidget(QWidget):
         self.status = wrapping_label(layout)
         box = QGroupBox("Save")
         grid = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.save_btn = QPushButton("Results…")
-        self.anim_btn = QPushButton("Animation…")
-        row.addWidget(self.save_btn)
-        row.addWidget(self.anim_btn)
-        grid.addLayout(row)
-        row = QHBoxLayout()
-        self.mesh_btn, self.csv_btn, self.slp_btn = (
-            QPushButton("Meshes…"),
-            QPushButton("Joints CSV…"),
-            QPushButton(".slp…"),
-        )
-        for b in (self.mesh_btn, self.csv_btn, self.slp_btn):
-            row.addWidget(b)
-        grid.addLayout(row)
+        self.save_btn, self.anim_btn = add_buttons(grid, ("Results…", "Animation…"))
+        self.mesh_btn, self.csv_btn, self.slp_btn = add_buttons(grid, ("Meshes…", "Joints CSV…", ".slp…"))
         layout.addWidget(box)
         layout.addStretch(1)
         self.run_btn.clicked.connect(self.run)

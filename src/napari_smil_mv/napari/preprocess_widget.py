@@ -17,16 +17,14 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLineEdit,
     QListWidget,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_smil_mv.dataset import CROP_MODES, PreprocessEvent, PreprocessOptions, iter_preprocess
-from napari_smil_mv.napari.widget_parts import add_job_controls, spin_box, wrapping_label
+from napari_smil_mv.napari.widget_parts import add_job_controls, button_row, spin_box, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -59,14 +57,9 @@ class PreprocessWidget(QWidget):
         form = QFormLayout()
         self.session_list = QListWidget()
         self.session_list.setMaximumHeight(90)
-        row = QHBoxLayout()
-        self.add_dir_btn, self.add_file_btn, self.remove_btn = (
-            QPushButton("Add folder…"),
-            QPushButton("Add .slp…"),
-            QPushButton("Remove"),
+        row, (self.add_dir_btn, self.add_file_btn, self.remove_btn) = button_row(
+            ("Add folder…", "Add .slp…", "Remove")
         )
-        for b in (self.add_dir_btn, self.add_file_btn, self.remove_btn):
-            row.addWidget(b)
         form.addRow("Sessions", self.session_list)
         form.addRow("", row)
         self.output_edit = QLineEdit()

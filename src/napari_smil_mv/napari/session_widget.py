@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from napari_smil_mv import api
 from napari_smil_mv.napari.results_view import detach_results, reattach_results
-from napari_smil_mv.napari.widget_parts import ask_yes_no, wrapping_label
+from napari_smil_mv.napari.widget_parts import add_buttons, ask_yes_no, button_row, wrapping_label
 from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, Session, auto_match, calibration_qc
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,10 +141,7 @@ class SessionWidget(QWidget):
         form.addRow("Frames", row)
         self.show_btn = QPushButton("Show selection")
         form.addRow(self.show_btn)
-        row = QHBoxLayout()
-        self.grid_btn, self.world_btn = QPushButton("Grid"), QPushButton("World view")
-        row.addWidget(self.grid_btn)
-        row.addWidget(self.world_btn)
+        row, (self.grid_btn, self.world_btn) = button_row(("Grid", "World view"))
         form.addRow("Layout", row)
         layout.addWidget(box)
 
@@ -166,15 +163,9 @@ class SessionWidget(QWidget):
         self.joint_table.setItemDelegateForColumn(1, _NodeDelegate(self))
         self.joint_table.setEditTriggers(QAbstractItemView.EditTrigger.AllEditTriggers)
         vbox.addWidget(self.joint_table)
-        row = QHBoxLayout()
-        self.auto_btn, self.open_map_btn, self.save_map_btn = (
-            QPushButton("Auto-match"),
-            QPushButton("Open CSV…"),
-            QPushButton("Save CSV…"),
+        self.auto_btn, self.open_map_btn, self.save_map_btn = add_buttons(
+            vbox, ("Auto-match", "Open CSV…", "Save CSV…")
         )
-        for b in (self.auto_btn, self.open_map_btn, self.save_map_btn):
-            row.addWidget(b)
-        vbox.addLayout(row)
         layout.addWidget(box)
 
         box = QGroupBox("Calibration QC (reprojection error, px)")

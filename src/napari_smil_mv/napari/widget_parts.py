@@ -62,6 +62,22 @@ def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+def button_row(texts: Sequence[str]) -> tuple[QHBoxLayout, tuple[QPushButton, ...]]:
+    """A row of push buttons labelled ``texts``; returns the row layout and the buttons in that order."""
+    row = QHBoxLayout()
+    buttons = tuple(QPushButton(text) for text in texts)
+    for button in buttons:
+        row.addWidget(button)
+    return row, buttons
+
+
+def add_buttons(layout: QBoxLayout, texts: Sequence[str]) -> tuple[QPushButton, ...]:
+    """:func:`button_row` appended to ``layout``; returns the buttons."""
+    row, buttons = button_row(texts)
+    layout.addLayout(row)
+    return buttons
+
+
 def add_job_controls(
     layout: QBoxLayout, buttons: Sequence[str], progress_max: int = 1000
 ) -> tuple[tuple[QPushButton, ...], QProgressBar]:
@@ -72,11 +88,7 @@ def add_job_controls(
     tuple
         The buttons in the order of ``buttons`` and the progress bar.
     """
-    row = QHBoxLayout()
-    created = tuple(QPushButton(text) for text in buttons)
-    for button in created:
-        row.addWidget(button)
-    layout.addLayout(row)
+    created = add_buttons(layout, buttons)
     progress = QProgressBar()
     progress.setRange(0, int(progress_max))
     layout.addWidget(progress)
