@@ -7,7 +7,7 @@ napari aligns layers of different dimensionality by their trailing axes, so the 
 ``(frame, row, col)`` share the viewer's axes 1..3 with the world layers: the frame axis is the same axis for both,
 and the world ``Z`` axis (axis 0) is one that per-camera layers do not have. (With ``(frame, Z, Y, X)`` the
 per-camera frame axis would line up with world ``Z``.) The world view
-(:func:`napari_smil_mv.napari.layout.set_layout`) displays axes ``(0, 2, 3) = (Z, Y, X)`` in 3D with the camera
+(:func:`napari_smil_mv.napari.scripting.set_layout`) displays axes ``(0, 2, 3) = (Z, Y, X)`` in 3D with the camera
 orientation ``("away", "down", "right")``, a right-handed frame that looks like an OpenCV camera at the world
 origin (``X`` right, ``Y`` down, ``Z`` into the screen), so the scene is not mirrored.
 
