@@ -418,13 +418,11 @@ def results_layer_data(
     if standalone:
         out += rig_world_layer_data(results, base, frames, name_prefix)
     out += world_result_layer_data(results, vertices, faces, base, mode, name_prefix)
-    per_camera = LAYERS_PER_CAMERA + (2 if vertices is not None else 1) if standalone else None
+    per_camera = LAYERS_PER_CAMERA + (2 if vertices is not None else 1)
     for _, kw, _ in out:
         m = kw["metadata"]["napari_smil_mv"]
-        if per_camera is not None:
+        if standalone or m["role"] in RESULT_ROLES:
             m["layers_per_camera"] = per_camera
-        elif m["role"] in RESULT_ROLES:
-            m["layers_per_camera"] = LAYERS_PER_CAMERA + (2 if vertices is not None else 1)
     return apply_layout(out, layout) if standalone else out
 
 
