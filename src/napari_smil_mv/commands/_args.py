@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,3 +96,16 @@ def check_output(path: str | Path, overwrite: bool) -> None:
         check_can_write(path, overwrite=overwrite)
     except FileExistsError as exc:
         raise CommandError(str(exc)) from None
+
+
+@contextmanager
+def printed_warnings() -> Iterator[None]:
+    """Collect the warnings issued inside and print each distinct one as ``warning: ...`` on stderr at the end
+    (also when an error ends the block), instead of Python's ``file:line: Category: ...`` lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for text in dict.fromkeys(str(w.message) for w in caught):
+                print(f"warning: {text}", file=sys.stderr)

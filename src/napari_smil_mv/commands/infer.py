@@ -19,6 +19,7 @@ from napari_smil_mv.commands._args import (
     check_output,
     parse_animal,
     parse_frames,
+    printed_warnings,
     torch_device,
 )
 
@@ -87,7 +88,12 @@ def _suffixed(path: Path, tag: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``infer``; returns the exit code."""
+    """Run ``infer``; returns the exit code. Warnings (a video shorter than its labels, ...) are printed."""
+    with printed_warnings():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from napari_smil_mv.fitting import FitConfig
     from napari_smil_mv.inference import Predictor, infer_dataset_iter, infer_session_iter
     from napari_smil_mv.results import (
@@ -126,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
             pr, args.dataset, batch_size=args.batch_size, refine=args.refine, fit_config=fit_config
         )
     else:
-        from napari_smil_mv.sessions import load_session
+        from napari_smil_mv.sessions import VideoMissingWarning, load_session
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", VideoMissingWarning)  # a camera without video is an error later
             session = load_session(args.session, units=args.units)
         rows = parse_frames(args.frames, session.frame_indices)
         animal = parse_animal(args.animal)
