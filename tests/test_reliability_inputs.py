@@ -146,6 +146,19 @@ def test_preprocess_warns_about_a_video_shorter_than_its_labels(pristine, tmp_pa
         assert any("'cam3'" in w for w in json.loads(f["metadata"].attrs["warnings"]))
 
 
+def test_preprocess_records_a_missing_video_in_the_dataset(pristine, tmp_path, capsys):
+    s_dir = copy_session(pristine, tmp_path / "s1")
+    (s_dir / "cam1" / "cam1.mp4").unlink()
+    out = tmp_path / "d.h5"
+    rc, _, err = run_cli(["preprocess", s_dir, "-o", out, "--size", 64, "--quiet"], capsys)
+    assert rc == 0, err
+    assert "warning:" in err and "'cam1'" in err and "not found" in err
+    with h5py.File(out, "r") as f:
+        [recorded] = json.loads(f["metadata"].attrs["warnings"])
+        cams = {c for v in f["auxiliary/camera_names"][:] for c in v.decode().split(",")}
+    assert "'cam1'" in recorded and "not found" in recorded and cams == {"cam2", "cam3"}
+
+
 def test_preprocess_rejects_a_joint_map_with_unknown_names_like_fit(pristine, tmp_path, capsys):
     jm = tmp_path / "map.csv"
     jm.write_text("model,data\nhead,head\nthorax,no_such_node\nno_such_joint,petiole\n")
