@@ -21,10 +21,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from napari_smil_mv.body._pickle_io import unpickle_model_bytes
+from napari_smil_mv.body._pickle_io import UnsafePickleError, unpickle_model_bytes
 from napari_smil_mv.utils.atomic import atomic_path
 
-__all__ = ["SMILModelData", "load_smil_model", "smil_model_from_dict", "save_smil_model", "model_to_dict"]
+__all__ = [
+    "SMILModelData",
+    "load_recorded_model",
+    "load_smil_model",
+    "smil_model_from_dict",
+    "save_smil_model",
+    "model_to_dict",
+]
 
 DEMO_SOURCE = "<demo model>"
 
@@ -136,9 +143,61 @@ def load_smil_model(path: str | os.PathLike | None = None) -> SMILModelData:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SMIL model file {path} does not exist (expected a .pkl body-model file)")
+    return _model_from_bytes(path.read_bytes(), path)
+
+
+def load_recorded_model(path: str | os.PathLike, sha256: str, recorded_in: str) -> SMILModelData:
+    """Load the model ``.pkl`` that another file (results, checkpoint, dataset) records, hash first.
+
+    The file's bytes are read and their SHA-256 compared with ``sha256`` *before* anything is unpickled, so a
+    results/checkpoint/dataset file cannot make the program unpickle a file other than the model it was made
+    with.
+
+    Parameters
+    ----------
+    path
+        The recorded model path.
+    sha256
+        The recorded SHA-256 of the model file's bytes (hex). Empty: refused (nothing to check against).
+    recorded_in
+        What recorded the path (for messages), e.g. ``"checkpoint run/best.pt"``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        No hash is recorded, the hash differs (the file is not loaded), or the file is not a valid model.
+    """
+    path = Path(path)
+    if not sha256:
+        raise ValueError(
+            f"{recorded_in} names body model {path} but records no SHA-256, so it is not loaded automatically; "
+            "pass the model file explicitly"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{recorded_in} was made with body model {path}, which does not exist here; pass the model file"
+        )
     raw = path.read_bytes()
+    found = hashlib.sha256(raw).hexdigest()
+    if found != sha256:
+        raise ValueError(
+            f"body model {path} (SHA-256 {found[:12]}...) is not the file {recorded_in} was made with (SHA-256 "
+            f"{sha256[:12]}...); it was not loaded. Pass the right model file"
+        )
+    return _model_from_bytes(raw, path)
+
+
+def _model_from_bytes(raw: bytes, path: Path) -> SMILModelData:
+    """Unpickle (allow-listed classes only) and validate the bytes of the model file ``path``."""
     try:
         obj = unpickle_model_bytes(raw)
+    except UnsafePickleError as exc:
+        raise ValueError(
+            f"{path} was refused as a body-model file: {exc}. Loading it could run code; use a model file from a "
+            "trusted source"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model file"
         raise ValueError(f"{path} is not a readable SMIL model pickle: {exc}") from exc
     if not isinstance(obj, dict):
