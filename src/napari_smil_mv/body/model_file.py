@@ -146,7 +146,9 @@ def load_smil_model(path: str | os.PathLike | None = None) -> SMILModelData:
     return _model_from_bytes(path.read_bytes(), path)
 
 
-def load_recorded_model(path: str | os.PathLike, sha256: str, recorded_in: str) -> SMILModelData:
+def load_recorded_model(
+    path: str | os.PathLike, sha256: str, recorded_in: str, fix: str = "pass the model file"
+) -> SMILModelData:
     """Load the model ``.pkl`` that another file (results, checkpoint, dataset) records, hash first.
 
     The file's bytes are read and their SHA-256 compared with ``sha256`` *before* anything is unpickled, so a
@@ -160,7 +162,9 @@ def load_recorded_model(path: str | os.PathLike, sha256: str, recorded_in: str) 
     sha256
         The recorded SHA-256 of the model file's bytes (hex). Empty: refused (nothing to check against).
     recorded_in
-        What recorded the path (for messages), e.g. ``"checkpoint run/best.pt"``.
+        What recorded the path (for messages), e.g. ``"the checkpoint run/best.pt"``.
+    fix
+        How to give the model instead (for messages).
 
     Raises
     ------
@@ -173,18 +177,18 @@ def load_recorded_model(path: str | os.PathLike, sha256: str, recorded_in: str) 
     if not sha256:
         raise ValueError(
             f"{recorded_in} names body model {path} but records no SHA-256, so it is not loaded automatically; "
-            "pass the model file explicitly"
+            f"{fix}"
         )
     if not path.is_file():
         raise FileNotFoundError(
-            f"{recorded_in} was made with body model {path}, which does not exist here; pass the model file"
+            f"{recorded_in} was made with body model {path}, which does not exist here; {fix}"
         )
     raw = path.read_bytes()
     found = hashlib.sha256(raw).hexdigest()
     if found != sha256:
         raise ValueError(
             f"body model {path} (SHA-256 {found[:12]}...) is not the file {recorded_in} was made with (SHA-256 "
-            f"{sha256[:12]}...); it was not loaded. Pass the right model file"
+            f"{sha256[:12]}...); it was not loaded; {fix}"
         )
     return _model_from_bytes(raw, path)
 

@@ -97,6 +97,7 @@ def resolve_body_model(spec: NetworkSpec, body_model=None):
         The model file is missing, or it is a different model (SHA-256 mismatch).
     """
     from napari_smil_mv.body import SMILModelData, load_smil_model
+    from napari_smil_mv.body.model_file import load_recorded_model
 
     if isinstance(body_model, SMILModelData):
         data = body_model
@@ -104,14 +105,13 @@ def resolve_body_model(spec: NetworkSpec, body_model=None):
         data = load_smil_model(body_model)
     elif spec.body_model_source in ("", "<demo model>"):
         data = load_smil_model(None)
-    else:
-        src = Path(spec.body_model_source)
-        if not src.is_file():
-            raise FileNotFoundError(
-                f"the network was trained with body model {src}, which does not exist here; pass the model file "
-                "(--model / body_model=)"
-            )
-        data = load_smil_model(src)
+    else:  # the path the checkpoint records: its bytes are checked against the recorded SHA-256 before unpickling
+        data = load_recorded_model(
+            spec.body_model_source,
+            spec.body_model_sha256,
+            "the network's checkpoint",
+            "pass the model file (--model / body_model=)",
+        )
     if spec.body_model_sha256 and data.sha256 != spec.body_model_sha256:
         raise ValueError(
             f"body model {data.source} (SHA-256 {data.sha256[:12]}...) is not the model the network was trained "
