@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     check_output(output, args.overwrite)
+    for export in (args.export_animation, args.export_csv):  # refuse before predicting anything
+        if export:
+            check_output(export, args.overwrite)
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     torch_device(args.device)
@@ -157,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
         tag = f"{res.provenance.get('session_name', '')}_{res.provenance.get('animal_name', '')}"
         path = output if len(results) == 1 else _suffixed(output, tag)
         check_output(path, args.overwrite)
+        tag = "" if len(results) == 1 else "_" + path.name.split(".")[0]
+        for export in (args.export_animation, args.export_csv):
+            if export:
+                check_output(_tagged(export, tag), args.overwrite)
         outputs.append(path)
     for res, path in zip(results, outputs, strict=True):
         res.provenance["command"] = "napari-smil-mv infer"
