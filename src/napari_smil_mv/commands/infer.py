@@ -122,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             "--exclude-cameras applies to --session; for a dataset, preprocess it with --exclude-cameras"
         )
+    if args.dataset:  # a missing, truncated or foreign dataset is named before the network is loaded
+        from napari_smil_mv.dataset.schema import read_dataset_info
+
+        read_dataset_info(args.dataset)
     t0 = time.perf_counter()
     pr = Predictor(args.checkpoint, args.model, args.device)
     if args.dataset:
