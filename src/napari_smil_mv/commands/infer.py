@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             "--exclude-cameras applies to --session; for a dataset, preprocess it with --exclude-cameras"
         )
+    if not Path(args.checkpoint).is_file():
+        raise CommandError(f"checkpoint not found: {args.checkpoint}")
     if args.dataset:  # a missing, truncated or foreign dataset is named before the network is loaded
         from napari_smil_mv.dataset.schema import read_dataset_info
 
