@@ -191,9 +191,11 @@ def test_fit_read_only_output_folder_refused_before_fitting(tmp_path, monkeypatc
         ro.chmod(0o555)
     try:
         assert main(_fit_args(ro / "r.smilmv.h5")) == 2
+        _one_line_error(capsys, f"cannot write into {ro}", "choose an output folder")
+        assert main(_preprocess_args(ro / "ds.h5")) == 2
+        _one_line_error(capsys, f"cannot write into {ro}", "choose an output folder")
     finally:
         ro.chmod(0o755)
-    _one_line_error(capsys, f"cannot write into {ro}", "choose an output folder")
 
 
 def test_output_that_is_a_folder(tmp_path, capsys):
@@ -201,6 +203,8 @@ def test_output_that_is_a_folder(tmp_path, capsys):
     folder.mkdir()
     (folder / "keep.txt").write_text("mine")
     assert main(_fit_args(folder, "--overwrite")) == 2
+    _one_line_error(capsys, f"{folder} is a folder")
+    assert main([*_preprocess_args(folder), "--overwrite"]) == 2
     _one_line_error(capsys, f"{folder} is a folder")
     assert _files(folder) == ["keep.txt"]
 
