@@ -242,8 +242,6 @@ def test_truncated_dataset_to_train_and_infer(tmp_path, capsys):
 
 
 def test_existing_export_file_refused_before_predicting(tmp_path, capsys):
-    csv = tmp_path / "joints.csv"
-    csv.write_text("mine")
     ckpt = tmp_path / "last.pt"
     ckpt.write_bytes(b"never loaded")
     args = [
@@ -255,6 +253,13 @@ def test_existing_export_file_refused_before_predicting(tmp_path, capsys):
         "-o",
         str(tmp_path / "r"),
     ]
-    assert main([*args, "--export-csv", str(csv)]) == 2
-    _one_line_error(capsys, f"{csv} already exists", "--overwrite")
-    assert csv.read_text() == "mine"
+    for flag, name in (
+        ("--export-csv", "joints.csv"),
+        ("--export-animation", "a.npz"),
+        ("--export-meshes", "m.npz"),
+    ):
+        existing = tmp_path / name
+        existing.write_text("mine")
+        assert main([*args, flag, str(existing)]) == 2
+        _one_line_error(capsys, f"{existing} already exists", "--overwrite")
+        assert existing.read_text() == "mine"

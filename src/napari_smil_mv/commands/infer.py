@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     check_output(output, args.overwrite)
-    for export in (args.export_animation, args.export_csv):  # refuse before predicting anything
+    npz_meshes = args.export_meshes if str(args.export_meshes or "").lower().endswith(".npz") else None
+    for export in (args.export_animation, args.export_csv, npz_meshes):  # refuse before predicting anything
         if export:
             check_output(export, args.overwrite)
     if args.batch_size < 1:
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         path = output if len(results) == 1 else _suffixed(output, tag)
         check_output(path, args.overwrite)
         tag = "" if len(results) == 1 else "_" + path.name.split(".")[0]
-        for export in (args.export_animation, args.export_csv):
+        for export in (args.export_animation, args.export_csv, npz_meshes):
             if export:
                 check_output(_tagged(export, tag), args.overwrite)
         outputs.append(path)
