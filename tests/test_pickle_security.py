@@ -20,7 +20,8 @@ import scipy.sparse as sp
 from napari_smil_mv.body import load_smil_model
 from napari_smil_mv.body._pickle_io import UnsafePickleError, unpickle_model_bytes
 from napari_smil_mv.body.demo_model import build_demo_model_dict
-from napari_smil_mv.body.model_file import load_recorded_model, save_smil_model
+from napari_smil_mv.body.model_file import save_smil_model
+from napari_smil_mv.body.recorded_model import load_recorded_model
 
 SHARED_MODELS = sorted((Path(__file__).resolve().parents[2] / "shared" / "models").glob("*.pkl"))
 
@@ -157,15 +158,12 @@ def test_a_pickle_cannot_patch_the_chumpy_shim(tmp_path):
 # ------------------------------------------------------------------------------------------- legit files still load
 
 
-@pytest.mark.parametrize("path", SHARED_MODELS, ids=[p.name for p in SHARED_MODELS])
+@pytest.mark.parametrize("path", SHARED_MODELS or [None], ids=[p.name for p in SHARED_MODELS] or ["absent"])
 def test_real_models_load(path):
+    if path is None:
+        pytest.skip("../shared/models/*.pkl not available")
     data = load_smil_model(path)
     assert data.n_vertices > 1000 and data.n_joints > 10
-
-
-@pytest.mark.skipif(SHARED_MODELS, reason="shared models present")
-def test_real_models_present_note():  # pragma: no cover - documents the skip above
-    pytest.skip("../shared/models/*.pkl not available")
 
 
 @pytest.mark.parametrize("proto", [2, 4, 5])

@@ -26,7 +26,6 @@ from napari_smil_mv.utils.atomic import atomic_path
 
 __all__ = [
     "SMILModelData",
-    "load_recorded_model",
     "load_smil_model",
     "smil_model_from_dict",
     "save_smil_model",
@@ -144,53 +143,6 @@ def load_smil_model(path: str | os.PathLike | None = None) -> SMILModelData:
     if not path.is_file():
         raise FileNotFoundError(f"SMIL model file {path} does not exist (expected a .pkl body-model file)")
     return _model_from_bytes(path.read_bytes(), path)
-
-
-def load_recorded_model(
-    path: str | os.PathLike, sha256: str, recorded_in: str, fix: str = "pass the model file"
-) -> SMILModelData:
-    """Load the model ``.pkl`` that another file (results, checkpoint, dataset) records, hash first.
-
-    The file's bytes are read and their SHA-256 compared with ``sha256`` *before* anything is unpickled, so a
-    results/checkpoint/dataset file cannot make the program unpickle a file other than the model it was made
-    with.
-
-    Parameters
-    ----------
-    path
-        The recorded model path.
-    sha256
-        The recorded SHA-256 of the model file's bytes (hex). Empty: refused (nothing to check against).
-    recorded_in
-        What recorded the path (for messages), e.g. ``"the checkpoint run/best.pt"``.
-    fix
-        How to give the model instead (for messages).
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError
-        No hash is recorded, the hash differs (the file is not loaded), or the file is not a valid model.
-    """
-    path = Path(path)
-    if not sha256:
-        raise ValueError(
-            f"{recorded_in} names body model {path} but records no SHA-256, so it is not loaded automatically; "
-            f"{fix}"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{recorded_in} was made with body model {path}, which does not exist here; {fix}"
-        )
-    raw = path.read_bytes()
-    found = hashlib.sha256(raw).hexdigest()
-    if found != sha256:
-        raise ValueError(
-            f"body model {path} (SHA-256 {found[:12]}...) is not the file {recorded_in} was made with (SHA-256 "
-            f"{sha256[:12]}...); it was not loaded; {fix}"
-        )
-    return _model_from_bytes(raw, path)
 
 
 def _model_from_bytes(raw: bytes, path: Path) -> SMILModelData:

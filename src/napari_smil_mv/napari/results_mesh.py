@@ -52,7 +52,8 @@ def model_for_results(results: Results, model: Any = None) -> Any:
         model when the results were made with it, else a warning and None (no mesh).
     """
     from napari_smil_mv.body import load_smil_model
-    from napari_smil_mv.body.model_file import DEMO_SOURCE, load_recorded_model
+    from napari_smil_mv.body.model_file import DEMO_SOURCE
+    from napari_smil_mv.body.recorded_model import load_recorded_model
     from napari_smil_mv.results import check_model
 
     src = results.model_source

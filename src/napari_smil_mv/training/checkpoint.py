@@ -126,7 +126,7 @@ def resolve_body_model(spec: NetworkSpec, body_model=None):
         The model file is missing, or it is a different model (SHA-256 mismatch).
     """
     from napari_smil_mv.body import SMILModelData, load_smil_model
-    from napari_smil_mv.body.model_file import load_recorded_model
+    from napari_smil_mv.body.recorded_model import load_recorded_model
 
     if isinstance(body_model, SMILModelData):
         data = body_model

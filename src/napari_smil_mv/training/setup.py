@@ -90,7 +90,7 @@ def make_runtime(config: TrainConfig) -> Runtime:
 def resolve_training_body_model(config: TrainConfig, info):
     """The body model for a dataset: ``config.body_model`` or the dataset's recorded model (checked)."""
     from napari_smil_mv.body import load_smil_model
-    from napari_smil_mv.body.model_file import load_recorded_model
+    from napari_smil_mv.body.recorded_model import load_recorded_model
 
     source = str(info.attrs.get("body_model_source", ""))
     if config.body_model:
