@@ -89,12 +89,14 @@ def torch_device(name: str) -> Any:
 
 
 def check_output(path: str | Path, overwrite: bool) -> None:
-    """Refuse (before any work) to replace an existing output file unless ``overwrite``."""
-    from napari_smil_mv.utils.atomic import check_can_write
+    """Refuse (before any work) to replace an existing output file unless ``overwrite``, to write over a folder,
+    or to write into a folder that does not accept new files (read-only)."""
+    from napari_smil_mv.utils.atomic import check_can_write, check_writable_folder
 
     try:
         check_can_write(path, overwrite=overwrite)
-    except FileExistsError as exc:
+        check_writable_folder(path)
+    except OSError as exc:
         raise CommandError(str(exc)) from None
 
 

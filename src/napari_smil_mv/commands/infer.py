@@ -111,6 +111,10 @@ def _run(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     check_output(output, args.overwrite)
+    npz_meshes = args.export_meshes if str(args.export_meshes or "").lower().endswith(".npz") else None
+    for export in (args.export_animation, args.export_csv, npz_meshes):  # refuse before predicting anything
+        if export:
+            check_output(export, args.overwrite)
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     torch_device(args.device)
@@ -125,6 +129,12 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(
             "--exclude-cameras applies to --session; for a dataset, preprocess it with --exclude-cameras"
         )
+    if not Path(args.checkpoint).is_file():
+        raise CommandError(f"checkpoint not found: {args.checkpoint}")
+    if args.dataset:  # a missing, truncated or foreign dataset is named before the network is loaded
+        from napari_smil_mv.dataset.schema import read_dataset_info
+
+        read_dataset_info(args.dataset)
     t0 = time.perf_counter()
     pr = Predictor(args.checkpoint, args.model, args.device)
     if args.dataset:
@@ -163,6 +173,10 @@ def _run(args: argparse.Namespace) -> int:
         tag = f"{res.provenance.get('session_name', '')}_{res.provenance.get('animal_name', '')}"
         path = output if len(results) == 1 else _suffixed(output, tag)
         check_output(path, args.overwrite)
+        tag = "" if len(results) == 1 else "_" + path.name.split(".")[0]
+        for export in (args.export_animation, args.export_csv, npz_meshes):
+            if export:
+                check_output(_tagged(export, tag), args.overwrite)
         outputs.append(path)
     for res, path in zip(results, outputs, strict=True):
         res.provenance["command"] = "napari-smil-mv infer"

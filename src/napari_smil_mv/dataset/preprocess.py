@@ -33,7 +33,7 @@ from napari_smil_mv.dataset.plan import (
 )
 from napari_smil_mv.dataset.schema import AUXILIARY, KEYPOINTS, PARAMETERS
 from napari_smil_mv.dataset.writer import N_DIST, DatasetWriter, Layout
-from napari_smil_mv.utils.atomic import check_can_write
+from napari_smil_mv.utils.atomic import check_can_write, check_writable_folder
 
 
 @dataclass(frozen=True)
@@ -253,11 +253,16 @@ def iter_preprocess(
     ------
     FileExistsError
         ``output`` exists and ``overwrite`` is False.
+    IsADirectoryError, PermissionError, NotADirectoryError
+        ``output`` is a folder, or its folder does not accept new files.
+    napari_smil_mv.utils.atomic.DiskFullError
+        Too little free space to start or to write the next chunk; the journalled samples stay resumable.
     ValueError, KeyError, FileNotFoundError
         Bad inputs (messages name the session, camera or file and the fix), including an undecodable video.
     """
     opt = (options or PreprocessOptions()).validate()
     output = check_can_write(output, overwrite=overwrite)
+    check_writable_folder(output)  # a read-only folder is named before any work
     yield PreprocessEvent("load", "loading sessions and the body model")
     run = resolve_inputs(sessions, model, joint_map, shape_betas, units, options=opt)
     video_warnings = check_videos(run.sessions, skip_unreadable_videos)

@@ -46,8 +46,9 @@ def get_results_reader(path: Any) -> ReaderFunction | None:
 
 
 def read_results_layers(path: Any) -> list[LayerDataTuple]:
-    """Layer data of a results file (see the module docstring); the body model is the one recorded in the file
-    when it can be found (else no mesh layers, with a warning)."""
+    """Layer data of a results file (see the module docstring). The mesh is shown for the embedded demo model
+    only: a ``.pkl`` the file merely names is not loaded by opening it (no mesh layers, with a warning naming it;
+    the Fit widget's Show results... asks first)."""
     from napari_smil_mv.napari.results_layers import results_layer_data
     from napari_smil_mv.results import read_results
 
