@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: list[tuple[str, str]] = [
     ("demo", "napari_smil_mv.commands.demo"),
     ("evaluate", "napari_smil_mv.commands.evaluate"),
+    ("export", "napari_smil_mv.commands.export"),
     ("fit", "napari_smil_mv.commands.fit"),
     ("infer", "napari_smil_mv.commands.infer"),
     ("make-demo-session", "napari_smil_mv.commands.make_demo_session"),
