@@ -22,6 +22,7 @@ COMMAND_MODULES: list[tuple[str, str]] = [
     ("make-demo-session", "napari_smil_mv.commands.make_demo_session"),
     ("mesh", "napari_smil_mv.commands.mesh"),
     ("model-info", "napari_smil_mv.commands.model_info"),
+    ("overlay", "napari_smil_mv.commands.overlay"),
     ("preprocess", "napari_smil_mv.commands.preprocess"),
     ("session-info", "napari_smil_mv.commands.session_info"),
     ("train", "napari_smil_mv.commands.train"),
