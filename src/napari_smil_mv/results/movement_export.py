@@ -61,6 +61,24 @@ def _keypoints(results: Results, mapped_only: bool) -> tuple[np.ndarray, list[st
     return idx, names
 
 
+def frame_rate(results: Results, fps: float | None = None) -> float | None:
+    """Frame rate (Hz) of the results: their own, else ``fps``, else the first readable recorded video's, else None."""
+    if results.fps is not None:
+        return results.fps
+    if fps:
+        return float(fps)
+    import cv2
+
+    for video in results.videos or []:
+        if video and Path(video).is_file():
+            cap = cv2.VideoCapture(str(video))
+            rate = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+            cap.release()
+            if rate and np.isfinite(rate) and rate > 0:
+                return float(rate)
+    return None
+
+
 def to_movement_dataset(results: Results, mapped_only: bool = False, fps: float | None = None) -> Any:
     """The results' 3D keypoints as a movement poses dataset (``xarray.Dataset``).
 
@@ -72,7 +90,8 @@ def to_movement_dataset(results: Results, mapped_only: bool = False, fps: float 
         Export only the model joints mapped to a data keypoint, named after the data nodes (e.g. ``Nose``), so
         the dataset lines up with the original tracks; default: every model joint, by model name.
     fps
-        Frame rate to use when the results have none (None: time in frame numbers).
+        Frame rate to use when the results have none (None: the recorded videos' rate, else time in frame
+        numbers).
 
     Returns
     -------
@@ -81,7 +100,7 @@ def to_movement_dataset(results: Results, mapped_only: bool = False, fps: float 
     """
     load_poses = _need_movement()
     idx, names = _keypoints(results, mapped_only)
-    rate = results.fps if results.fps is not None else fps
+    rate = frame_rate(results, fps)
     position = np.transpose(results.joints_3d[:, idx, :], (0, 2, 1))[..., None]  # (T, 3, J', 1)
     ds = load_poses.from_numpy(
         position_array=position.astype(np.float64),

@@ -10,8 +10,8 @@ Layout (the one movement and other ndx-pose readers expect)::
     /devices/<camera>                            one CalibratedCamera per camera (K, R, t, distortion) where
                                                  ndx-pose has it (>= 0.4), else a Device describing it
 
-Timestamps are ``video frame / fps`` in seconds: results without a frame rate need ``fps``. Needs the optional
-extra ``pip install 'napari-smil-mv[nwb]'``. No Qt/napari imports.
+Timestamps are ``video frame / fps`` in seconds: results without a frame rate (and without a readable video
+file to take it from) need ``fps``. Needs the optional extra ``pip install 'napari-smil-mv[nwb]'``. No Qt/napari imports.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from napari_smil_mv.results.model import Results
-from napari_smil_mv.results.movement_export import REFERENCE_FRAME, _keypoints
+from napari_smil_mv.results.movement_export import REFERENCE_FRAME, _keypoints, frame_rate
 from napari_smil_mv.utils.atomic import atomic_path
 
 #: Name of the PoseEstimation container (movement's ``from_nwb_file`` default).
@@ -106,7 +106,7 @@ def to_nwb(
     mapped_only
         Export only the joints mapped to a data keypoint, named after the data nodes (default: every joint).
     fps
-        Frame rate (Hz) when the results have none.
+        Frame rate (Hz) when the results have none (default: the rate of the recorded videos).
     session_description, subject_id, species
         NWB metadata.
 
@@ -116,7 +116,7 @@ def to_nwb(
         When the frame rate is unknown and ``fps`` is not given (NWB timestamps are seconds).
     """
     pynwb, ndx_pose = _need_nwb()
-    rate = results.fps if results.fps is not None else fps
+    rate = frame_rate(results, fps)
     if not rate or not np.isfinite(rate) or rate <= 0:
         raise ValueError(
             f"{results.provenance.get('path', 'the results')} has no frame rate and NWB needs timestamps in "
