@@ -121,13 +121,9 @@ def _session_by_id(session_id: str | None, layer_name: str) -> Session:
 
 def add_layer_data(viewer: napari.Viewer, layer_data: Sequence[tuple]) -> list:
     """Add ``(data, kwargs, layer_type)`` tuples to the viewer (main thread only); returns the layers."""
-    from napari.layers import Layer
+    from napari_smil_mv.napari.batch_add import add_layers
 
-    added = []
-    for data, kwargs, layer_type in layer_data:
-        layer = Layer.create(data, dict(kwargs), layer_type)
-        added.append(viewer.add_layer(layer))
-    return added
+    return add_layers(viewer, layer_data)
 
 
 def show_session(
@@ -193,6 +189,9 @@ def load_session(
     See :func:`napari_smil_mv.sessions.load_session` for ``units``/``camera_map`` and :func:`show_session` for
     the rest. Returns the Session (also available later through :func:`session_of`).
     """
+    from napari_smil_mv.napari.batch_add import warm_layer_imports
+
+    warm_layer_imports()  # napari's first-layer imports, overlapped with reading the session
     session = _load_session(path, camera_map=camera_map, units=units)
     show_session(viewer, session, cameras=cameras, frames=frames, layout=layout, **layer_options)
     return session
