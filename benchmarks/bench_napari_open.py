@@ -10,11 +10,11 @@ napari). It creates a hidden viewer (not timed), then times from the call until 
 
 * ``baseline``: what ``api.load_session`` did before: read the session, build the layer data, start decoding the
   first frames, ``viewer.add_layer(Layer.create(...))`` per layer, grid layout;
-* ``current``: ``napari_smil_mv.api.load_session(viewer, path)`` (napari's first-layer imports warmed in a
-  background thread while the session is read, layers added without a selection change each).
+* ``current``: ``napari_smil_mv.api.load_session(viewer, path)`` (layers added without a selection change
+  each, :mod:`napari_smil_mv.napari.batch_add`).
 
-The variants alternate (baseline, current, baseline, ...) so machine load affects both alike; the medians and their
-ratio are printed. Target: ``current`` under 3 s for the 4-camera sleap-anipose sample on a quiet machine.
+The variants alternate (baseline, current, baseline, ...) so machine load affects both alike; the medians of the wall
+time and of the process CPU time (all threads; less sensitive to other processes) and their ratios are printed. Target: ``current`` under 3 s for the 4-camera sleap-anipose sample on a quiet machine.
 """
 
 from __future__ import annotations

@@ -189,9 +189,6 @@ def load_session(
     See :func:`napari_smil_mv.sessions.load_session` for ``units``/``camera_map`` and :func:`show_session` for
     the rest. Returns the Session (also available later through :func:`session_of`).
     """
-    from napari_smil_mv.napari.batch_add import warm_layer_imports
-
-    warm_layer_imports()  # napari's first-layer imports, overlapped with reading the session
     session = _load_session(path, camera_map=camera_map, units=units)
     show_session(viewer, session, cameras=cameras, frames=frames, layout=layout, **layer_options)
     return session
