@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED = Path(__file__).parents[1].parent / "shared"
+from _sample_data import SHARED
+
 MODEL_NAMES = ("SMILy_STICK", "SMILy_Mouse_static_joints")
 
 

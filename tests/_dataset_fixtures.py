@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from _sample_data import SHARED
+
 _ROOT = Path(tempfile.mkdtemp(prefix="smilmv-dataset-tests-"))
 atexit.register(shutil.rmtree, _ROOT, True)
 _CACHE: dict = {}

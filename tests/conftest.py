@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+import _sample_data
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = _sample_data.SHARED
 
 
 def shared_path(*parts: str) -> Path:

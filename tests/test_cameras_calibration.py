@@ -1,13 +1,11 @@
 """Anipose calibration.toml reading/writing (real files when present, synthetic otherwise)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from _sample_data import SHARED
 from napari_smil_mv.cameras import Camera, CameraRig, load_calibration, ring_of_cameras, save_calibration
 
-SHARED = Path(__file__).parents[1].parent / "shared"
 SLEAP_ANIPOSE = SHARED / "external/sleap-anipose/minimal_session/calibration.toml"
 SLEAP_MULTIVIEW = SHARED / "external/sleap-multiview/cameras/minimal_session/calibration.toml"
 

@@ -4,14 +4,13 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _sample_data import SHARED
 from napari_smil_mv.cameras import load_calibration, reprojection_errors, ring_of_cameras, triangulate
 
-SHARED = Path(__file__).parents[1].parent / "shared"
 SESSION = SHARED / "external/sleap-anipose/minimal_session"
 
 

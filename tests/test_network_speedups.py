@@ -3,18 +3,17 @@ the decoder's query-side attention, the packed cross-view attention and the join
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
+from _sample_data import SHARED
 from napari_smil_mv.body import SMILModel, load_smil_model
 from napari_smil_mv.network import body_joints
 from napari_smil_mv.network.layers import CrossViewAttention, DecoderLayer
 from napari_smil_mv.network.model import _joints_model
 
-MODELS = Path(__file__).parents[1].parent / "shared" / "models"
+MODELS = SHARED / "models"
 
 
 def _reference_decoder(layer: DecoderLayer, q, ctx, pad):

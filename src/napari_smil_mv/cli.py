@@ -16,11 +16,13 @@ from collections.abc import Sequence
 COMMAND_MODULES: list[tuple[str, str]] = [
     ("demo", "napari_smil_mv.commands.demo"),
     ("evaluate", "napari_smil_mv.commands.evaluate"),
+    ("export", "napari_smil_mv.commands.export"),
     ("fit", "napari_smil_mv.commands.fit"),
     ("infer", "napari_smil_mv.commands.infer"),
     ("make-demo-session", "napari_smil_mv.commands.make_demo_session"),
     ("mesh", "napari_smil_mv.commands.mesh"),
     ("model-info", "napari_smil_mv.commands.model_info"),
+    ("overlay", "napari_smil_mv.commands.overlay"),
     ("preprocess", "napari_smil_mv.commands.preprocess"),
     ("session-info", "napari_smil_mv.commands.session_info"),
     ("train", "napari_smil_mv.commands.train"),

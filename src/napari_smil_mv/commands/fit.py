@@ -12,7 +12,14 @@ import warnings
 from pathlib import Path
 
 from napari_smil_mv.cli import CommandError
-from napari_smil_mv.commands._args import camera_names, check_output, parse_animal, parse_frames, torch_device
+from napari_smil_mv.commands._args import (
+    add_exclude_cameras,
+    camera_names,
+    check_output,
+    parse_animal,
+    parse_frames,
+    torch_device,
+)
 
 
 def register(subparsers) -> None:
@@ -48,9 +55,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--units", default=None, help="length unit of the calibration, e.g. mm (default: as loaded)"
     )
-    p.add_argument(
-        "--exclude-cameras", default="", help="comma-separated camera names to leave out of the fit"
-    )
+    add_exclude_cameras(p, "leave these cameras out of the fit")
     p.add_argument("--config", default=None, help="JSON file with FitConfig settings (see the fitting docs)")
     p.add_argument(
         "--iterations",
@@ -130,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     animal = parse_animal(args.animal)
     rows = parse_frames(args.frames, session.frame_indices)
     data = fit_data_from_session(session, joint_map, model.joint_names, animal=animal, frames=rows)
-    excluded = list(camera_names([args.exclude_cameras]))
+    excluded = list(camera_names(args.exclude_cameras))
     unknown = [c for c in excluded if c not in data.camera_names]
     if unknown:
         raise CommandError(f"--exclude-cameras: no camera {unknown}; the session has {data.camera_names}")

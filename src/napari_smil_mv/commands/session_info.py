@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 
 
@@ -87,13 +88,30 @@ def session_summary(session, report, hint: str | None, warnings_seen: list[str])
     return out
 
 
+def _single_inner_session(path: str) -> str:
+    """``path``, or its only session sub-folder when ``path`` is an output folder (e.g. a demo's) holding one."""
+    from pathlib import Path
+
+    from napari_smil_mv.sessions import find_sessions, is_session_path
+
+    p = Path(path)
+    if not p.is_dir() or is_session_path(p):
+        return path
+    inner = find_sessions(p)
+    if len(inner) == 1:
+        print(f"{p} is not a session; showing the session it holds: {inner[0]}", file=sys.stderr)
+        return str(inner[0])
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the session, run the QC, print tables or JSON; returns 0."""
     from napari_smil_mv.sessions import calibration_qc, load_session, units_hint
 
+    path = _single_inner_session(args.path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        session = load_session(args.path, camera_map=_parse_map(args.camera_map), units=args.units)
+        session = load_session(path, camera_map=_parse_map(args.camera_map), units=args.units)
         for view in session.views.values():  # read video headers (no decoding) to report shapes
             if view.video is not None:
                 _ = view.video.shape

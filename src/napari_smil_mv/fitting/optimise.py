@@ -237,7 +237,10 @@ def _fit_iter(
     n_stages = len(config.stages)
     history: list[dict[str, Any]] = []
     dropped = [r.name for r in reports if not r.consistent and not r.used]
-    msg = f"initialised: mesh scale {info['mesh_scale']:.4g}, body length {info['body_length']:.4g} {data.units}"
+    msg = (
+        f"initialised: mesh scale {info['mesh_scale']:.4g}, length scale {info['body_length']:.4g} {data.units} "
+        "(rest-pose extent)"
+    )
     if dropped:
         msg += f"; cameras inconsistent with the others, not used: {dropped}"
     yield FitEvent(

@@ -121,13 +121,9 @@ def _session_by_id(session_id: str | None, layer_name: str) -> Session:
 
 def add_layer_data(viewer: napari.Viewer, layer_data: Sequence[tuple]) -> list:
     """Add ``(data, kwargs, layer_type)`` tuples to the viewer (main thread only); returns the layers."""
-    from napari.layers import Layer
+    from napari_smil_mv.napari.batch_add import add_layers
 
-    added = []
-    for data, kwargs, layer_type in layer_data:
-        layer = Layer.create(data, dict(kwargs), layer_type)
-        added.append(viewer.add_layer(layer))
-    return added
+    return add_layers(viewer, layer_data)
 
 
 def show_session(

@@ -1,7 +1,10 @@
 """Metrics of fitted/predicted keypoints: reprojection error, PCK, 3D joint error, body length.
 
 Body length (:func:`body_length`): the median over frames of the largest distance between two *axial* joints
-(joints without a left/right partner: head, spine, abdomen, tail; not legs, antennae or ears).
+(joints without a left/right partner: head, spine, abdomen, tail; not legs, antennae or ears). This is the one
+"body length" the package reports (evaluate, the demo, the docs). The fitter and the network normalise by another
+length, the *length scale* (rest-pose extent of all joints × mesh scale; ``init.body_length`` in a results file's
+provenance), which is longer and only a normaliser.
 
 The array functions are plain numpy so training and benchmarking code can reuse them; :func:`evaluate` applies them
 to a :class:`Results` against its own data, a session, or a ground truth.

@@ -152,6 +152,12 @@ def load_session(
             f"{p} holds several .slp files with recording sessions: {[s.name for s in slps]}; load one of them "
             "by its path"
         )
+    inner = [s for s in find_sessions(p) if Path(s) != p]
+    if inner:
+        names = ", ".join(str(s) for s in inner[:4])
+        raise FileNotFoundError(
+            f"{p} is not a session itself but holds {len(inner)} session(s): {names}; give one of them"
+        )
     if layouts.find_calibration(p) is None:
         raise FileNotFoundError(
             f"{p} is not a session: no calibration.toml (folder layout) and no .slp with a recording session"

@@ -78,17 +78,33 @@ def find_calibration(folder: Path) -> Path | None:
     return None
 
 
+def _is_analysis_h5(path: Path) -> bool:
+    """True for a SLEAP analysis file (an HDF5 file with a ``tracks`` dataset); never raises.
+
+    Our own outputs (results ``*.smilmv.h5``, training datasets ``*.smilmv-dataset.h5``) and other HDF5 files in
+    an output folder (for example a demo's ``network/``) are not label files, so such a folder is not a camera.
+    """
+    name = path.name.lower()
+    if ".smilmv" in name or any(k in name for k in NOT_LABELS_H5):
+        return False
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return "tracks" in f
+    except (OSError, ValueError):
+        return False
+
+
 def label_files(folder: Path) -> list[Path]:
-    """SLEAP label files directly in ``folder``: ``*.slp``, else SLEAP analysis ``*.h5``."""
+    """SLEAP label files directly in ``folder``: ``*.slp``, else SLEAP analysis ``*.h5`` (with ``tracks``)."""
     if not folder.is_dir():
         return []
     slps = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".slp")
     if slps:
         return slps
     return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() == ".h5" and not any(k in p.name.lower() for k in NOT_LABELS_H5)
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".h5" and _is_analysis_h5(p)
     )
 
 

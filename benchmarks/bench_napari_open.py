@@ -1,0 +1,133 @@
+"""Time to open a real multi-camera session in napari: ``api.load_session`` now vs the per-layer baseline.
+
+Usage (needs a display; headless: ``xvfb-run -a python benchmarks/bench_napari_open.py``)::
+
+    python benchmarks/bench_napari_open.py [SESSION] [--repeats 3]
+
+Each measurement runs in a fresh Python process (so the once-per-process costs napari pays for its first layer,
+pint's unit registry and ``scipy.ndimage``, count every time, as they do for a user opening a session in a new
+napari). It creates a hidden viewer (not timed), then times from the call until the first screenshot is drawn:
+
+* ``baseline``: what ``api.load_session`` did before: read the session, build the layer data, start decoding the
+  first frames, ``viewer.add_layer(Layer.create(...))`` per layer, grid layout;
+* ``current``: ``napari_smil_mv.api.load_session(viewer, path)`` (layers added without a selection change
+  each, :mod:`napari_smil_mv.napari.batch_add`).
+
+The variants alternate (baseline, current, baseline, ...) so machine load affects both alike; the medians of the wall
+time and of the process CPU time (all threads; less sensitive to other processes) and their ratios are printed. Target: ``current`` under 3 s for the 4-camera sleap-anipose sample on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "external" / "sleap-anipose" / "minimal_session"
+)
+TARGET_S = 3.0
+
+
+def _measure(variant: str, path: str) -> dict:
+    """One measurement in this process (called in a child process)."""
+    import napari
+
+    from napari_smil_mv import api
+
+    viewer = napari.Viewer(show=False)
+    viewer.window.resize(1400, 1000)
+    viewer.window._qt_window.grab()  # hidden viewers need one grab before screenshots render
+    t0, c0 = time.perf_counter(), time.process_time()
+    if variant == "baseline":
+        from napari.layers import Layer
+
+        from napari_smil_mv.napari.video_array import prefetch_first_frames
+        from napari_smil_mv.sessions import load_session
+
+        session = api.register_session(load_session(path))
+        sid = session
+        data = api.session_layer_data(api.get_session(sid), session_id=sid, layout="grid")
+        prefetch_first_frames(data)
+        layers = [viewer.add_layer(Layer.create(d, dict(k), t)) for d, k, t in data]
+        api.set_layout(viewer, "grid")
+    else:
+        api.load_session(viewer, path)
+        layers = list(viewer.layers)
+    t_open = time.perf_counter() - t0
+    viewer.screenshot(canvas_only=True)
+    t_shot = time.perf_counter() - t0
+    cpu = time.process_time() - c0  # all threads of this process: less sensitive to other processes' load
+    out = {
+        "variant": variant,
+        "open_s": t_open,
+        "open_and_draw_s": t_shot,
+        "cpu_s": cpu,
+        "n_layers": len(layers),
+    }
+    viewer.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "path", nargs="?", default=str(DEFAULT), help="session folder, calibration.toml or .slp"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per variant (default 3)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        import warnings
+
+        warnings.simplefilter("ignore")
+        print("RESULT " + json.dumps(_measure(args.child, args.path)))
+        return 0
+    if not Path(args.path).exists():
+        print(f"session not found: {args.path} (the sample data is under ../shared)", file=sys.stderr)
+        return 2
+    if not os.environ.get("DISPLAY"):
+        print("no display: run under xvfb-run -a", file=sys.stderr)
+        return 2
+    runs: dict[str, list[dict]] = {"baseline": [], "current": []}
+    for _ in range(args.repeats):
+        for variant in runs:
+            proc = subprocess.run(
+                [sys.executable, __file__, args.path, "--child", variant],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            line = next((s for s in proc.stdout.splitlines() if s.startswith("RESULT ")), None)
+            if line is None:
+                print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+                return 1
+            runs[variant].append(json.loads(line[7:]))
+            r = runs[variant][-1]
+            print(
+                f"  {variant:<9} open {r['open_s']:.2f} s, with first draw {r['open_and_draw_s']:.2f} s "
+                f"(CPU {r['cpu_s']:.2f} s)"
+            )
+    med = {v: statistics.median(r["open_and_draw_s"] for r in rs) for v, rs in runs.items()}
+    cpu = {v: statistics.median(r["cpu_s"] for r in rs) for v, rs in runs.items()}
+    n_layers = runs["current"][0]["n_layers"]
+    print(f"session {Path(args.path).name}: {n_layers} layers, {args.repeats} fresh processes per variant")
+    print(
+        f"baseline (per-layer add)   median {med['baseline']:.2f} s (open + first draw), CPU {cpu['baseline']:.2f} s"
+    )
+    print(f"current (api.load_session) median {med['current']:.2f} s, CPU {cpu['current']:.2f} s")
+    print(
+        f"ratio current/baseline {med['current'] / med['baseline']:.2f} (CPU {cpu['current'] / cpu['baseline']:.2f}); "
+        f"target < {TARGET_S:.0f} s: "
+        + ("met" if med["current"] < TARGET_S else "MISSED (check the machine load)")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
