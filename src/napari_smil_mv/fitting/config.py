@@ -34,10 +34,11 @@ LOSS_TERMS = (
     "limb_scale_sym",  # left/right difference of per-joint log-scales (names ending _L/_R, left/right)
     "betas_trans",  # squared per-joint offsets (model units)
     "smooth_vel",  # squared joint velocity between consecutive frames, in body lengths per frame
-    "smooth_acc",  # squared joint acceleration between consecutive frames, in body lengths per frame^2
+    "smooth_acc",  # robust squared joint acceleration between neighbouring frames, body lengths per frame^2
 )
 
-ROBUST_LOSSES = ("gmof", "huber", "l2")
+ROBUST_LOSSES = ("gmof", "huber", "cauchy", "l2")
+SMOOTH_LOSSES = ("gmof", "cauchy", "l2")
 OPTIMISERS = ("adam", "lbfgs", "lm")
 
 
@@ -172,6 +173,24 @@ class FitConfig:
         Fit one mesh scale per frame instead of one for the clip.
     smooth_max_gap
         Frames whose indices differ by more than this are not smoothed against each other.
+    smooth_loss
+        Penalty of each joint's acceleration in ``smooth_acc``: ``"gmof"`` (Geman-McClure ``s² x/(1+x)``, bounded),
+        ``"cauchy"`` (``s² log(1+x)``) with ``x = |a|²/s²``, or ``"l2"`` (``|a|²``, the earlier default: one
+        fast joint or a jump between non-adjacent frames pulls the whole clip). See
+        :mod:`napari_smil_mv.fitting.smoothing`.
+    smooth_acc_scale
+        Robust scale ``s`` of the acceleration in body lengths per frame²; None: automatic (keypoint noise and
+        ``smooth_acc_typical`` / fps²).
+    smooth_acc_typical
+        Typical acceleration of the animal, body lengths per second² (sets the automatic scale with the fps).
+    smooth_detect_breaks
+        Also treat pairs of frames whose initial 3D keypoints jump as non-adjacent (frames renumbered 0..N after
+        sparse labelling, cuts): see ``smooth_max_speed`` and ``smooth_jump_factor``.
+    smooth_max_speed
+        Median keypoint speed (body lengths per second, with the data's fps or 30) above which two frames are a
+        jump.
+    smooth_jump_factor
+        A pair whose median keypoint step exceeds this × the clip's median step (plus 3 × the noise) is a jump.
     camera_outlier_px, camera_outlier_ratio
         A camera whose median reprojection of the initial 3D points exceeds both ``camera_outlier_px`` and
         ``camera_outlier_ratio`` × the best camera's median is reported as inconsistent with the others.
@@ -199,6 +218,12 @@ class FitConfig:
     fit_betas_trans: bool = True
     per_frame_mesh_scale: bool = False
     smooth_max_gap: int = 1
+    smooth_loss: str = "gmof"
+    smooth_acc_scale: float | None = None
+    smooth_acc_typical: float = 20.0
+    smooth_detect_breaks: bool = True
+    smooth_max_speed: float = 10.0
+    smooth_jump_factor: float = 10.0
     camera_outlier_px: float = 25.0
     camera_outlier_ratio: float = 4.0
     exclude_inconsistent_cameras: bool = True
@@ -225,6 +250,14 @@ class FitConfig:
             raise ValueError(f"FitConfig.weights: weights must be >= 0, got {negative}")
         if self.robust_loss not in ROBUST_LOSSES:
             raise ValueError(f"FitConfig.robust_loss {self.robust_loss!r} is not one of {ROBUST_LOSSES}")
+        if self.smooth_loss not in SMOOTH_LOSSES:
+            raise ValueError(f"FitConfig.smooth_loss {self.smooth_loss!r} is not one of {SMOOTH_LOSSES}")
+        if self.smooth_acc_scale is not None and not self.smooth_acc_scale > 0:
+            raise ValueError(f"FitConfig.smooth_acc_scale must be > 0 or None, got {self.smooth_acc_scale}")
+        if not (self.smooth_acc_typical > 0 and self.smooth_max_speed > 0 and self.smooth_jump_factor > 0):
+            raise ValueError(
+                "FitConfig.smooth_acc_typical, smooth_max_speed and smooth_jump_factor must be > 0"
+            )
         if not self.reproj_sigma_px > 0 or not self.points3d_sigma > 0:
             raise ValueError("FitConfig.reproj_sigma_px and points3d_sigma must be > 0")
         if not self.stages:

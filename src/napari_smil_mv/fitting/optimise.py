@@ -24,6 +24,7 @@ from napari_smil_mv.fitting.init import align_rest_pose
 from napari_smil_mv.fitting.params import BodyParams, check_init_params, rotations_from_init
 from napari_smil_mv.fitting.problem import Problem
 from napari_smil_mv.fitting.result import FitEvent, FitResult
+from napari_smil_mv.fitting.smoothing import keypoint_noise, plan_smoothing
 from napari_smil_mv.fitting.stages import floats as _floats
 from napari_smil_mv.fitting.stages import gradient_steps, lm_steps
 from napari_smil_mv.results.metrics import finite_median
@@ -122,6 +123,12 @@ def _initialise(
     body_length = float(np.median(scale)) * extent_model
     problem.body_length = body_length
     info.update(mesh_scale=float(np.median(scale)), body_length=body_length)
+    noise = float("nan")
+    if pts3d is not None:
+        noise = keypoint_noise(pts3d, data.keypoints_2d, data.weights * (cw > 0)[:, None, None], data.cameras)
+    plan = plan_smoothing(data.frame_indices, pts3d, body_length, data.fps, config, noise)
+    problem.set_smoothing(plan.pair_mask, plan.acc_scale)
+    info["smoothing"] = plan.to_dict()
     params = BodyParams(
         T,
         J,
@@ -239,6 +246,12 @@ def _fit_iter(
     msg = f"initialised: mesh scale {info['mesh_scale']:.4g}, body length {info['body_length']:.4g} {data.units}"
     if dropped:
         msg += f"; cameras inconsistent with the others, not used: {dropped}"
+    sm = info["smoothing"]
+    if sm["jumps"]:
+        msg += (
+            f"; {sm['jumps']} pairs of frames numbered as neighbours jump in 3D and are not smoothed "
+            f"({sm['pairs_smoothed']} pairs smoothed)"
+        )
     yield FitEvent(
         "init", 0, 0, stage_index=-1, n_stages=n_stages, elapsed_s=time.perf_counter() - t0, message=msg
     )
