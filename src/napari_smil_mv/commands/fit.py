@@ -61,6 +61,11 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 3 when the fit's verdict is 'failed' (the results file is still written)",
+    )
     p.set_defaults(func=run)
 
 
@@ -161,4 +166,7 @@ def run(args: argparse.Namespace) -> int:
     write_results(results, output, overwrite=args.overwrite)
     print(result.summary())
     print(f"wrote {output} ({results.n_frames} frames, {time.perf_counter() - t0:.1f} s)")
+    if args.strict and result.quality is not None and result.quality.verdict == "failed":
+        print("--strict: the fit's verdict is FAILED (see the verdict line above); exit status 3")
+        return 3
     return 0 if np.isfinite(result.reprojection_median()) else 1

@@ -23,6 +23,7 @@ from napari_smil_mv.fitting.data import FitData
 from napari_smil_mv.fitting.init import align_rest_pose
 from napari_smil_mv.fitting.params import BodyParams, check_init_params, rotations_from_init
 from napari_smil_mv.fitting.problem import Problem
+from napari_smil_mv.fitting.quality import assess_fit
 from napari_smil_mv.fitting.result import FitEvent, FitResult
 from napari_smil_mv.fitting.smoothing import keypoint_noise, plan_smoothing
 from napari_smil_mv.fitting.stages import floats as _floats
@@ -302,7 +303,8 @@ def _fit_iter(
         n_stages,
         result.elapsed_s,
         ("cancelled" if cancelled else "done")
-        + f": median reprojection {result.reprojection_median():.2f} px",
+        + f": median reprojection {result.reprojection_median():.2f} px"
+        + (f", verdict {result.quality.verdict}" if result.quality is not None else ""),
         result,
     )
 
@@ -338,6 +340,8 @@ def _finish(
     for c, rep in enumerate(reports):
         rep.fit_median_px = finite_median(err[c])
     camera_verdicts(reports, err, list(model.joint_names), data.data_names)
+    used = np.array([r.used for r in reports], dtype=bool)
+    quality = assess_fit(err, data.keypoints_2d, data.weights, data.cameras, used)
     arrays = params.as_numpy()
     return FitResult(
         poses=arrays["poses"],
@@ -360,6 +364,7 @@ def _finish(
         config=config,
         elapsed_s=time.perf_counter() - t0,
         cancelled=cancelled,
+        quality=quality,
     )
 
 
