@@ -119,6 +119,16 @@ class FitQuality:
             f"{self.thresholds.good_ratio:g}, failed > {self.thresholds.failed_ratio:g}); frames: {c['good']} good, "
             f"{c['poor']} poor, {c['failed']} failed"
         ]
+        observed = [j for j in range(len(self.joint_fit_px)) if np.isfinite(self.joint_fit_px[j])]
+        if observed:
+            names = joint_names or [str(j) for j in range(len(self.joint_fit_px))]
+            order = sorted(observed, key=lambda j: -self.joint_fit_px[j])
+            cells = [
+                f"{names[j]} {self.joint_fit_px[j]:.1f}/{self.joint_p90_px[j]:.1f} ({self.joint_dlt_px[j]:.1f})"
+                for j in order
+            ]
+            lines.append("  per joint, fit median/p90 px (DLT median), worst first:")
+            lines.extend("    " + "; ".join(cells[i : i + 4]) for i in range(0, len(cells), 4))
         worst = self.worst_frames(5)
         if worst:
             label = frame_numbers if frame_numbers is not None else np.arange(len(self.frame_fit_px))
