@@ -59,7 +59,7 @@ def data_curvature(problem, projector, weights: Mapping[str, float], joints: tor
         Jp = torch.stack(rows, 0).reshape(C, 2, T, -1, 3).permute(0, 2, 3, 1, 4)  # (C, T, M, 2, 3)
         with torch.no_grad():
             wts = pr.w2d.to(F64) * (depth > 0)
-            sigma2 = cfg.reproj_sigma_px**2
+            sigma2 = pr.reproj_sigma_px**2
             s = ((px - pr.obs2d.to(F64)) ** 2).sum(-1) / sigma2
             norm = 2.0 * weights["reproj"] / (sigma2 * wts.sum().clamp_min(1e-9))
             coef = norm * wts * robust_derivative(s, cfg.robust_loss)

@@ -261,6 +261,7 @@ def _fit_iter(
     for si, stage in enumerate(config.stages):
         weights = config.stage_weights(stage)
         groups = _stage_groups(stage, config, model)
+        problem.reproj_sigma_px = float(stage.reproj_sigma_px or config.reproj_sigma_px)
         if not params.tensors(groups) or stage.iterations == 0:
             continue
         if stage.optimiser == "lm":
@@ -324,6 +325,7 @@ def _finish(
 ) -> FitResult:
     with torch.no_grad():
         weights = config.stage_weights(config.stages[-1])
+        problem.reproj_sigma_px = float(config.stages[-1].reproj_sigma_px or config.reproj_sigma_px)
         total, terms = problem.losses(params, weights)
         loss_terms = _floats(terms, total)
         joints = problem.joints_model(

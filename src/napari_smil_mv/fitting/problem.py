@@ -90,6 +90,7 @@ class Problem:
             math.inf if config.smooth_loss == "l2" else float(config.smooth_acc_scale or math.inf)
         )
         self.sym_pairs = L.symmetric_pairs(list(model.joint_names))
+        self.reproj_sigma_px = float(config.reproj_sigma_px)  # the running stage's (StageConfig override)
         self.body_length = 1.0
 
     def set_smoothing(self, pair_mask: np.ndarray, acc_scale: float) -> None:
@@ -122,7 +123,7 @@ class Problem:
         if weights.get("reproj", 0) > 0:
             px, depth = self.projector(joints[:, self.mapped_t])
             w = self.w2d * (depth > 0)
-            terms["reproj"] = L.reprojection_loss(px, self.obs2d, w, cfg.reproj_sigma_px, cfg.robust_loss)
+            terms["reproj"] = L.reprojection_loss(px, self.obs2d, w, self.reproj_sigma_px, cfg.robust_loss)
         if self.has3d and weights.get("points3d", 0) > 0:
             sigma = cfg.points3d_sigma * self.body_length
             terms["points3d"] = L.points3d_loss(
