@@ -29,7 +29,9 @@ def test_leave_one_out_on_a_synthetic_clip():
     assert [r.camera for r in rows] == ["cam1", "cam3"]
     for r in rows:
         assert r.camera not in r.remaining and len(r.remaining) == 3 and r.n_keypoints > 0
-        assert np.isfinite(r.fit_px) and np.isfinite(r.dlt_px) and r.ratio == pytest.approx(r.fit_px / r.dlt_px)
+        assert (
+            np.isfinite(r.fit_px) and np.isfinite(r.dlt_px) and r.ratio == pytest.approx(r.fit_px / r.dlt_px)
+        )
         assert r.ratio < 1.2  # the body model predicts an unseen view about as well as 3-view triangulation
         assert r.seen_px < r.fit_px  # a fit that saw the camera fits it better
     assert "fit/DLT" in "\n".join(format_table(rows))
@@ -37,7 +39,9 @@ def test_leave_one_out_on_a_synthetic_clip():
         leave_one_camera_out(clip.model, clip.data, good=np.array([True, True, False, False]))
 
 
-@pytest.mark.skipif(not (SESSION.is_dir() and MODEL.is_file()), reason="../shared minimal_session/model absent")
+@pytest.mark.skipif(
+    not (SESSION.is_dir() and MODEL.is_file()), reason="../shared minimal_session/model absent"
+)
 def test_leave_one_out_on_the_real_minimal_session(tmp_path):
     """minimal_session without points3d.h5 (side excluded by the camera check): fit/DLT of the left-out camera.
 

@@ -157,7 +157,9 @@ def leave_one_camera_out(
 
 def format_table(rows: list[HeldOutCamera]) -> list[str]:
     """Lines of a table: left-out camera, fit and DLT medians (p90), ratio."""
-    lines = ["leave-one-camera-out: error in the left-out camera, fit without it vs DLT from the same cameras"]
+    lines = [
+        "leave-one-camera-out: error in the left-out camera, fit without it vs DLT from the same cameras"
+    ]
     for r in rows:
         lines.append(
             f"  {r.camera:<12} fit {r.fit_px:6.2f} px (p90 {r.fit_p90_px:6.1f})  DLT {r.dlt_px:6.2f} px "
