@@ -68,3 +68,25 @@ def synthetic_clip(
         "mesh_scale": scale.numpy(),
     }
     return SyntheticClip(model, data, joints, params, length)
+
+
+def sparse_renumbered_clip(
+    n_source_frames: int = 1000, gaps: tuple[int, int] = (10, 40), noise_px: float = 0.5, seed: int = 0
+) -> tuple[SyntheticClip, np.ndarray]:
+    """Sparse "labelled" frames of a long synthetic clip, renumbered 0..N-1 (as when only labelled frames are
+    exported): every k-th frame with random gaps k in [gaps[0], gaps[1]), Gaussian 2D noise of ``noise_px``.
+
+    Returns the clip (its ``data`` and ``joints`` restricted to the kept frames, frame numbers 0..N-1) and the kept
+    source frame numbers.
+    """
+    from dataclasses import replace
+
+    clip = synthetic_clip(n_frames=n_source_frames)
+    rng = np.random.default_rng(seed)
+    keep = np.cumsum(rng.integers(gaps[0], gaps[1], size=n_source_frames))
+    keep = keep[keep < n_source_frames]
+    data = clip.data.select_frames(keep)
+    noisy = data.keypoints_2d + rng.normal(0.0, noise_px, data.keypoints_2d.shape)
+    data = replace(data, keypoints_2d=noisy, frame_indices=np.arange(len(keep)))
+    params = {k: (v[keep] if k != "betas" else v) for k, v in clip.params.items()}
+    return SyntheticClip(clip.model, data, clip.joints[keep], params, clip.body_length), keep

@@ -114,8 +114,9 @@ def test_robust_losses_and_smoothness():
     assert g[-1] < 1.0 and g[1] == pytest.approx(0.2)
     h = robust(x, "huber")
     assert h[1] == pytest.approx(0.25) and h[-1] == pytest.approx(19.0)
+    assert torch.allclose(robust(x, "cauchy"), torch.log1p(x))
     with pytest.raises(ValueError, match="unknown robust loss"):
-        robust(x, "cauchy")
+        robust(x, "tukey")
     joints = torch.zeros(4, 2, 3)
     joints[:, :, 0] = torch.tensor([0.0, 1.0, 2.0, 3.0])[:, None]  # constant velocity: no acceleration
     vel, acc = temporal_smoothness(joints, torch.ones(3), scale=1.0)

@@ -45,6 +45,17 @@ def _fmt(value, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _print_per_joint(title: str, stats: dict, unit: str) -> None:
+    """Per-joint median / p90, worst median first, three to a line (thin chains such as tails and ears show up)."""
+    if not stats:
+        return
+    order = sorted(stats, key=lambda n: -stats[n]["median"])
+    print(f"  {title} (median / p90 {unit}, worst first):")
+    cells = [f"{n} {_fmt(stats[n]['median'])}/{_fmt(stats[n]['p90'])}" for n in order]
+    for i in range(0, len(cells), 3):
+        print("    " + "; ".join(cells[i : i + 3]))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``; returns 0 (2, through CommandError, for a session the results were not made from)."""
     from napari_smil_mv.commands._args import parse_animal
@@ -95,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         for name, value in m["reprojection_px_per_camera"].items():
             used = "" if name in m["cameras_used"] else " (not used in the fit)"
             print(f"    {name:<14} {_fmt(value, ' px')}{used}")
+        _print_per_joint(
+            "per joint, reprojection over the used cameras", m["reprojection_px_per_joint"], "px"
+        )
         if "joint_error_3d_median" in m:
             line = (
                 f"  3D joint error median {_fmt(m['joint_error_3d_median'], ' ' + units)} over the "
@@ -106,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
                     f"({_fmt(m['body_length'], ' ' + units)}, largest distance between the axial joints)"
                 )
             print(line)
+            _print_per_joint("per joint, 3D error", m["joint_error_3d_per_joint"], units)
         if "joint_error_3d_median_all_joints" in m:
             print(
                 f"  all {m['n_joints_all']} model joints: median "

@@ -66,6 +66,17 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument(
+        "--validate-cameras",
+        action="store_true",
+        help="leave-one-camera-out validation: fit again without each used camera and report its error next to "
+        "DLT triangulation from the remaining cameras (one extra fit per camera; stored in the provenance)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 3 when the fit's verdict is 'failed' (the results file is still written)",
+    )
     p.set_defaults(func=run)
 
 
@@ -168,8 +179,21 @@ def run(args: argparse.Namespace) -> int:
         "frames": args.frames,
         "excluded_cameras": excluded,
     }
+    if args.validate_cameras:
+        from napari_smil_mv.fitting.validate import format_table, leave_one_camera_out
+
+        try:
+            rows = leave_one_camera_out(model, data, config, full=result, progress=say, device=device)
+        except ValueError as exc:
+            raise CommandError(f"--validate-cameras: {exc}") from exc
+        prov["validate_cameras"] = [r.to_dict() for r in rows]
     results = result.to_results(data, model, provenance=prov)
     write_results(results, output, overwrite=args.overwrite)
     print(result.summary())
+    if args.validate_cameras:
+        print("\n".join(format_table(rows)))
     print(f"wrote {output} ({results.n_frames} frames, {time.perf_counter() - t0:.1f} s)")
+    if args.strict and result.quality is not None and result.quality.verdict == "failed":
+        print("--strict: the fit's verdict is FAILED (see the verdict line above); exit status 3")
+        return 3
     return 0 if np.isfinite(result.reprojection_median()) else 1

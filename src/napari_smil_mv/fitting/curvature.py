@@ -21,6 +21,8 @@ def robust_derivative(s: torch.Tensor, kind: str) -> torch.Tensor:
         return 1.0 / (1.0 + s) ** 2
     if kind == "huber":
         return torch.where(s < 1.0, torch.ones_like(s), 1.0 / s.clamp_min(1e-12).sqrt())
+    if kind == "cauchy":
+        return 1.0 / (1.0 + s)
     return torch.ones_like(s)
 
 
@@ -57,7 +59,7 @@ def data_curvature(problem, projector, weights: Mapping[str, float], joints: tor
         Jp = torch.stack(rows, 0).reshape(C, 2, T, -1, 3).permute(0, 2, 3, 1, 4)  # (C, T, M, 2, 3)
         with torch.no_grad():
             wts = pr.w2d.to(F64) * (depth > 0)
-            sigma2 = cfg.reproj_sigma_px**2
+            sigma2 = pr.reproj_sigma_px**2
             s = ((px - pr.obs2d.to(F64)) ** 2).sum(-1) / sigma2
             norm = 2.0 * weights["reproj"] / (sigma2 * wts.sum().clamp_min(1e-9))
             coef = norm * wts * robust_derivative(s, cfg.robust_loss)
@@ -74,10 +76,12 @@ def data_curvature(problem, projector, weights: Mapping[str, float], joints: tor
 
 
 class Smoothness:
-    """The (exactly quadratic) temporal terms as a frame matrix ``S`` acting on joint displacements.
+    """Gauss-Newton curvature of the temporal terms as a per-coordinate frame matrix acting on joint displacements.
 
-    ``smooth_vel`` and ``smooth_acc`` of :func:`~napari_smil_mv.fitting.losses.temporal_smoothness` have the
-    Hessian ``S ⊗ I`` over (frames) × (joint coordinates), with ``S`` pentadiagonal.
+    ``smooth_vel`` is exactly quadratic; the robust ``smooth_acc`` (``s² ρ(|a|²/s²)`` per triple and joint, see
+    :func:`~napari_smil_mv.fitting.losses.temporal_smoothness`) gets IRLS weights ``ρ'`` per triple and joint
+    (1 for ``"l2"``). The Hessian is, for every joint, a pentadiagonal frame matrix ``S_j`` (the same for its
+    x, y, z).
 
     Parameters
     ----------
@@ -89,33 +93,57 @@ class Smoothness:
         J (the terms average over joints).
     body_length
         The fit's length scale (the terms are in body lengths).
+    joints
+        (T, J, 3) current joints (world units) for the IRLS weights; None: weights 1.
+    acc_scale, kind
+        Robust scale (body lengths per frame²) and penalty of the acceleration term.
     """
 
     def __init__(
-        self, pair_mask: torch.Tensor, weights: Mapping[str, float], n_joints: int, body_length: float
+        self,
+        pair_mask: torch.Tensor,
+        weights: Mapping[str, float],
+        n_joints: int,
+        body_length: float,
+        joints: torch.Tensor | None = None,
+        acc_scale: float = float("inf"),
+        kind: str = "l2",
     ) -> None:
         self.pm = pair_mask.to(F64)
         self.T = self.pm.numel() + 1
-        self.am = self.pm[1:] * self.pm[:-1] if self.pm.numel() > 1 else self.pm[:0]
+        self.J = n_joints
+        am = self.pm[1:] * self.pm[:-1] if self.pm.numel() > 1 else self.pm[:0]
         scale = 2.0 / (n_joints * body_length**2)
-        pairs, triples = float(self.pm.sum()), float(self.am.sum())
+        pairs, triples = float(self.pm.sum()), float(am.sum())
         self.cv = weights.get("smooth_vel", 0.0) * scale / pairs if pairs > 0 else 0.0
         self.ca = weights.get("smooth_acc", 0.0) * scale / triples if triples > 0 else 0.0
+        irls = torch.ones(am.numel(), n_joints, dtype=F64, device=self.pm.device)
+        if self.ca and joints is not None and kind != "l2" and acc_scale != float("inf") and self.T > 2:
+            with torch.no_grad():
+                x = joints.detach().to(F64) / body_length
+                a = x[2:] - 2.0 * x[1:-1] + x[:-2]
+                irls = robust_derivative((a**2).sum(-1) / acc_scale**2, kind)
+        self.am = am[:, None] * irls  # (T-2, J)
+        self.pmj = self.pm[:, None].expand(-1, n_joints)  # (T-1, J)
 
     @property
     def active(self) -> bool:
         return bool(self.cv or self.ca)
 
+    def _per_coordinate(self, m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(n, J) → (n, 3J, 1, ...) broadcastable against x (T, 3J, ...)."""
+        out = m.repeat_interleave(3, dim=1)
+        return out.reshape(out.shape + (1,) * (x.dim() - 2))
+
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """``(S ⊗ I) x`` for ``x`` of shape (T, ...)."""
+        """``S x`` for ``x`` of shape (T, 3J, ...) (frames × joint coordinates × anything)."""
         out = torch.zeros_like(x)
         if not self.active:
             return out
-        shape = (-1,) + (1,) * (x.dim() - 1)
         v = x[1:] - x[:-1]
-        y = self.cv * self.pm.reshape(shape) * v
+        y = self.cv * self._per_coordinate(self.pmj, x) * v
         if self.ca:
-            a = self.ca * self.am.reshape(shape) * (v[1:] - v[:-1])
+            a = self.ca * self._per_coordinate(self.am, x) * (v[1:] - v[:-1])
             y = y.clone()
             y[:-1] -= a
             y[1:] += a
@@ -124,12 +152,14 @@ class Smoothness:
         return out
 
     def bands(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Bands of the symmetric ``S``: diagonal (T,), ``S[t, t+1]`` (T-1,) and ``S[t, t+2]`` (T-2,)."""
-        T, cv, ca, pm, am = self.T, self.cv, self.ca, self.pm, self.am
+        """Bands of the symmetric ``S`` per coordinate: diagonal (T, 3J), ``S[t, t+1]`` (T-1, 3J), ``S[t, t+2]``
+        (T-2, 3J)."""
+        T, cv, ca, J = self.T, self.cv, self.ca, self.J
+        pm, am = self.pmj, self.am
         kw = {"dtype": F64, "device": pm.device}
-        d = torch.zeros(T, **kw)
-        s1 = torch.zeros(max(T - 1, 0), **kw)
-        s2 = torch.zeros(max(T - 2, 0), **kw)
+        d = torch.zeros(T, J, **kw)
+        s1 = torch.zeros(max(T - 1, 0), J, **kw)
+        s2 = torch.zeros(max(T - 2, 0), J, **kw)
         if cv:
             d[:-1] += cv * pm
             d[1:] += cv * pm
@@ -141,7 +171,7 @@ class Smoothness:
             s1[:-1] -= 2 * ca * am
             s1[1:] -= 2 * ca * am
             s2 += ca * am
-        return d, s1, s2
+        return tuple(b.repeat_interleave(3, dim=1) for b in (d, s1, s2))
 
 
 def pose_prior_curvature(local: torch.Tensor, weight: float) -> torch.Tensor:

@@ -240,15 +240,23 @@ class LevenbergMarquardt:
         T = self.T
         self.W = data_curvature(self.problem, self.projector, self.weights, jac.joints)
         pr = self.problem
-        self.smooth = Smoothness(pr.pair_mask, self.weights, self.J, pr.body_length)
+        self.smooth = Smoothness(
+            pr.pair_mask,
+            self.weights,
+            self.J,
+            pr.body_length,
+            jac.joints,
+            pr.acc_scale,
+            pr.config.smooth_loss,
+        )
         self.pf, self.ps = self.priors()
-        sd, s1, s2 = self.smooth.bands()
+        sd, s1, s2 = self.smooth.bands()  # per frame and joint coordinate
         Jf, Js = self.Jf, self.Js
-        WJf = self._apply_w(Jf) + sd[:, None, None] * Jf
+        WJf = self._apply_w(Jf) + sd[:, :, None] * Jf
         self.A = Jf.transpose(1, 2) @ WJf + self.pf
         smooth = self.smooth.active
-        self.A1 = s1[:, None, None] * (Jf[1:].transpose(1, 2) @ Jf[:-1]) if smooth and T > 1 else None
-        self.A2 = s2[:, None, None] * (Jf[2:].transpose(1, 2) @ Jf[:-2]) if smooth and T > 2 else None
+        self.A1 = Jf[1:].transpose(1, 2) @ (s1[:, :, None] * Jf[:-1]) if smooth and T > 1 else None
+        self.A2 = Jf[2:].transpose(1, 2) @ (s2[:, :, None] * Jf[:-2]) if smooth and T > 2 else None
         WJs = self._apply_w(Js) + self.smooth.apply(Js)
         self.B = Jf.transpose(1, 2) @ WJs  # (T, P_f, P_s)
         self.C = torch.einsum("tnp,tnq->pq", Js, WJs) + self.ps

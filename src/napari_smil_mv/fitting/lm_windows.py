@@ -122,6 +122,11 @@ def windowed_lm(
         )
         sub.set_camera_weights(np.asarray(camera_weights, dtype=np.float64))
         sub.body_length = problem.body_length
+        sub.reproj_sigma_px = problem.reproj_sigma_px
+        r = rows.cpu().numpy()
+        parent = problem.pair_mask.cpu().numpy()
+        pairs = (np.diff(r) == 1) & (parent[r[:-1]] > 0) if len(r) > 1 else np.zeros(0, dtype=bool)
+        sub.set_smoothing(pairs, problem.acc_scale)
         wp = _window_params(params, rows, model)
         solver = LevenbergMarquardt(sub, wp, weights, step_groups, settings)
         last = None

@@ -16,16 +16,18 @@ def robust(sq_norm: torch.Tensor, kind: str) -> torch.Tensor:
         (...,) squared residual norms divided by sigma².
     kind
         ``"gmof"``: Geman-McClure ``x / (1 + x)`` (≈ x for small residuals, bounded by 1);
-        ``"huber"``: ``x`` below 1, ``2·sqrt(x) − 1`` above; ``"l2"``: ``x``.
+        ``"huber"``: ``x`` below 1, ``2·sqrt(x) − 1`` above; ``"cauchy"``: ``log(1 + x)``; ``"l2"``: ``x``.
     """
     if kind == "gmof":
         return sq_norm / (1.0 + sq_norm)
+    if kind == "cauchy":
+        return torch.log1p(sq_norm)
     if kind == "huber":
         r = torch.sqrt(sq_norm.clamp_min(1e-12))
         return torch.where(sq_norm < 1.0, sq_norm, 2.0 * r - 1.0)
     if kind == "l2":
         return sq_norm
-    raise ValueError(f"unknown robust loss {kind!r}; use 'gmof', 'huber' or 'l2'")
+    raise ValueError(f"unknown robust loss {kind!r}; use 'gmof', 'huber', 'cauchy' or 'l2'")
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor, total: torch.Tensor | float) -> torch.Tensor:
@@ -95,9 +97,13 @@ def mirror_scales(log_beta_scales: torch.Tensor, pairs: list[tuple[int, int]]) -
 
 
 def temporal_smoothness(
-    joints: torch.Tensor, pair_mask: torch.Tensor, scale: float
+    joints: torch.Tensor,
+    pair_mask: torch.Tensor,
+    scale: float,
+    acc_scale: float = float("inf"),
+    kind: str = "gmof",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared joint velocity and acceleration over consecutive frames, in body lengths.
+    """Squared joint velocity and robust squared acceleration over neighbouring frames, in body lengths.
 
     Parameters
     ----------
@@ -107,10 +113,13 @@ def temporal_smoothness(
         (T-1,) 1 where frames t and t+1 are neighbours (gap small enough), else 0.
     scale
         Body length in world units.
+    acc_scale, kind
+        Robust scale ``s`` (body lengths per frame²) and penalty of each joint's acceleration: ``s² ρ(|a|²/s²)``
+        (``kind`` as in :func:`robust`; ``inf`` or ``"l2"``: plain ``|a|²``).
 
     Returns
     -------
-    velocity, acceleration : scalar tensors (0 when fewer than 2 / 3 frames).
+    velocity, acceleration : scalar tensors (0 when fewer than 2 / 3 frames); means over joints and pairs/triples.
     """
     zero = joints.new_zeros(())
     if joints.shape[0] < 2 or pair_mask.sum() == 0:
@@ -124,5 +133,8 @@ def temporal_smoothness(
     if acc_mask.sum() == 0:
         return velocity, zero
     acc = vel[1:] - vel[:-1]
-    acc_sq = (acc**2).sum(-1).mean(-1)
+    acc_sq = (acc**2).sum(-1)  # (T-2, J)
+    if kind != "l2" and acc_scale != float("inf"):
+        acc_sq = acc_scale**2 * robust(acc_sq / acc_scale**2, kind)
+    acc_sq = acc_sq.mean(-1)
     return velocity, (acc_sq * acc_mask).sum() / acc_mask.sum()

@@ -23,7 +23,9 @@ from napari_smil_mv.fitting.data import FitData
 from napari_smil_mv.fitting.init import align_rest_pose
 from napari_smil_mv.fitting.params import BodyParams, check_init_params, rotations_from_init
 from napari_smil_mv.fitting.problem import Problem
+from napari_smil_mv.fitting.quality import assess_fit
 from napari_smil_mv.fitting.result import FitEvent, FitResult
+from napari_smil_mv.fitting.smoothing import keypoint_noise, plan_smoothing
 from napari_smil_mv.fitting.stages import floats as _floats
 from napari_smil_mv.fitting.stages import gradient_steps, lm_steps
 from napari_smil_mv.results.metrics import finite_median
@@ -122,6 +124,12 @@ def _initialise(
     body_length = float(np.median(scale)) * extent_model
     problem.body_length = body_length
     info.update(mesh_scale=float(np.median(scale)), body_length=body_length)
+    noise = float("nan")
+    if pts3d is not None:
+        noise = keypoint_noise(pts3d, data.keypoints_2d, data.weights * (cw > 0)[:, None, None], data.cameras)
+    plan = plan_smoothing(data.frame_indices, pts3d, body_length, data.fps, config, noise)
+    problem.set_smoothing(plan.pair_mask, plan.acc_scale)
+    info["smoothing"] = plan.to_dict()
     params = BodyParams(
         T,
         J,
@@ -243,6 +251,12 @@ def _fit_iter(
     )
     if dropped:
         msg += f"; cameras inconsistent with the others, not used: {dropped}"
+    sm = info["smoothing"]
+    if sm["jumps"]:
+        msg += (
+            f"; {sm['jumps']} pairs of frames numbered as neighbours jump in 3D and are not smoothed "
+            f"({sm['pairs_smoothed']} pairs smoothed)"
+        )
     yield FitEvent(
         "init", 0, 0, stage_index=-1, n_stages=n_stages, elapsed_s=time.perf_counter() - t0, message=msg
     )
@@ -251,6 +265,7 @@ def _fit_iter(
     for si, stage in enumerate(config.stages):
         weights = config.stage_weights(stage)
         groups = _stage_groups(stage, config, model)
+        problem.reproj_sigma_px = float(stage.reproj_sigma_px or config.reproj_sigma_px)
         if not params.tensors(groups) or stage.iterations == 0:
             continue
         if stage.optimiser == "lm":
@@ -293,7 +308,8 @@ def _fit_iter(
         n_stages,
         result.elapsed_s,
         ("cancelled" if cancelled else "done")
-        + f": median reprojection {result.reprojection_median():.2f} px",
+        + f": median reprojection {result.reprojection_median():.2f} px"
+        + (f", verdict {result.quality.verdict}" if result.quality is not None else ""),
         result,
     )
 
@@ -313,6 +329,7 @@ def _finish(
 ) -> FitResult:
     with torch.no_grad():
         weights = config.stage_weights(config.stages[-1])
+        problem.reproj_sigma_px = float(config.stages[-1].reproj_sigma_px or config.reproj_sigma_px)
         total, terms = problem.losses(params, weights)
         loss_terms = _floats(terms, total)
         joints = problem.joints_model(
@@ -329,6 +346,8 @@ def _finish(
     for c, rep in enumerate(reports):
         rep.fit_median_px = finite_median(err[c])
     camera_verdicts(reports, err, list(model.joint_names), data.data_names)
+    used = np.array([r.used for r in reports], dtype=bool)
+    quality = assess_fit(err, data.keypoints_2d, data.weights, data.cameras, used)
     arrays = params.as_numpy()
     return FitResult(
         poses=arrays["poses"],
@@ -351,6 +370,7 @@ def _finish(
         config=config,
         elapsed_s=time.perf_counter() - t0,
         cancelled=cancelled,
+        quality=quality,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -14,6 +15,7 @@ from napari_smil_mv.fitting.config import FitConfig
 from napari_smil_mv.fitting.data import FitData
 from napari_smil_mv.fitting.kinematics import JointsModel
 from napari_smil_mv.fitting.params import BodyParams
+from napari_smil_mv.fitting.smoothing import index_pairs
 
 
 class Projector:
@@ -81,12 +83,20 @@ class Problem:
             self.obs3d = torch.as_tensor(np.nan_to_num(p3), **self.kw)
             self.w3d = torch.as_tensor(np.isfinite(p3).all(-1).astype(np.float64), **self.kw)
             self.has3d = bool(self.w3d.sum() > 0)
-        gaps = np.diff(data.frame_indices)
         self.pair_mask = torch.as_tensor(
-            ((gaps > 0) & (gaps <= config.smooth_max_gap)).astype(np.float64), **self.kw
+            index_pairs(data.frame_indices, config.smooth_max_gap).astype(np.float64), **self.kw
+        )
+        self.acc_scale = (
+            math.inf if config.smooth_loss == "l2" else float(config.smooth_acc_scale or math.inf)
         )
         self.sym_pairs = L.symmetric_pairs(list(model.joint_names))
+        self.reproj_sigma_px = float(config.reproj_sigma_px)  # the running stage's (StageConfig override)
         self.body_length = 1.0
+
+    def set_smoothing(self, pair_mask: np.ndarray, acc_scale: float) -> None:
+        """Neighbour pairs (T-1,) and robust acceleration scale (body lengths/frame²) of the smoothness terms."""
+        self.pair_mask = torch.as_tensor(np.asarray(pair_mask, dtype=np.float64), **self.kw)
+        self.acc_scale = float(acc_scale)
 
     def set_camera_weights(self, camera_weights: np.ndarray) -> None:
         self.w2d = torch.as_tensor(self.base_w2d * camera_weights[:, None, None], **self.kw)
@@ -113,7 +123,7 @@ class Problem:
         if weights.get("reproj", 0) > 0:
             px, depth = self.projector(joints[:, self.mapped_t])
             w = self.w2d * (depth > 0)
-            terms["reproj"] = L.reprojection_loss(px, self.obs2d, w, cfg.reproj_sigma_px, cfg.robust_loss)
+            terms["reproj"] = L.reprojection_loss(px, self.obs2d, w, self.reproj_sigma_px, cfg.robust_loss)
         if self.has3d and weights.get("points3d", 0) > 0:
             sigma = cfg.points3d_sigma * self.body_length
             terms["points3d"] = L.points3d_loss(
@@ -130,7 +140,9 @@ class Problem:
         if weights.get("betas_trans", 0) > 0:
             terms["betas_trans"] = (params.betas_trans**2).sum(-1).mean()
         if weights.get("smooth_vel", 0) > 0 or weights.get("smooth_acc", 0) > 0:
-            vel, acc = L.temporal_smoothness(joints, self.pair_mask, self.body_length)
+            vel, acc = L.temporal_smoothness(
+                joints, self.pair_mask, self.body_length, self.acc_scale, cfg.smooth_loss
+            )
             terms["smooth_vel"], terms["smooth_acc"] = vel, acc
         total = sum(weights.get(k, 0.0) * v for k, v in terms.items())
         return total, terms

@@ -9,6 +9,7 @@ import numpy as np
 
 from napari_smil_mv.fitting.camera_check import CameraReport
 from napari_smil_mv.fitting.config import FitConfig
+from napari_smil_mv.fitting.quality import FitQuality
 from napari_smil_mv.results.metrics import finite_median
 
 
@@ -36,6 +37,8 @@ class FitResult:
     config : the FitConfig used
     elapsed_s : wall time of the fit including initialisation, seconds
     cancelled : True when the fit was stopped early (the parameters are the last iterate)
+    quality : verdict and per frame / camera / joint errors against the DLT triangulation residual
+        (:class:`~napari_smil_mv.fitting.quality.FitQuality`), or None
     """
 
     poses: np.ndarray
@@ -58,6 +61,7 @@ class FitResult:
     config: FitConfig
     elapsed_s: float
     cancelled: bool = False
+    quality: FitQuality | None = None
 
     @property
     def used_cameras(self) -> list[int]:
@@ -94,6 +98,8 @@ class FitResult:
             "elapsed_s": self.elapsed_s,
             "cancelled": self.cancelled,
         }
+        if self.quality is not None:
+            prov["quality"] = self.quality.attrs()
         prov.update(data.metadata)
         prov.update(provenance or {})
         return Results(
@@ -120,6 +126,9 @@ class FitResult:
             parents=np.asarray(model.parents),
             fps=data.fps,
             provenance=prov,
+            quality=None
+            if self.quality is None
+            else {"attrs": self.quality.attrs(), "arrays": self.quality.arrays()},
         )
 
     def summary(self) -> str:
@@ -136,6 +145,8 @@ class FitResult:
                 f"  camera {cam.name}: fit {cam.fit_median_px:.2f} px, init {cam.init_median_px:.2f} px, "
                 f"{cam.n_observations} keypoints, {'used' if cam.used else 'NOT used'}; {cam.note}"
             )
+        if self.quality is not None:
+            lines.extend(self.quality.summary_lines(self.joint_names, self.frame_indices))
         return "\n".join(lines)
 
 

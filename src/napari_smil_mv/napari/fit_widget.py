@@ -34,6 +34,7 @@ from napari_smil_mv import api
 from napari_smil_mv.fitting import FitConfig, FitEvent
 from napari_smil_mv.fitting.config import default_weights
 from napari_smil_mv.napari.fit_job import FitOutcome, prepare_fit, run_fit_job
+from napari_smil_mv.napari.fit_quality_view import FitQualityView
 from napari_smil_mv.napari.registry import session_id_of
 from napari_smil_mv.napari.widget_parts import (
     add_buttons,
@@ -128,6 +129,8 @@ class FitWidget(QWidget):
         (self.run_btn, self.stop_btn), self.progress = add_job_controls(layout, ("Run", "Stop"))
         self.loss_label = wrapping_label(layout)
         self.status = wrapping_label(layout)
+        self.quality_view = FitQualityView(self.viewer)  # verdict, per-frame timeline, worst frames
+        layout.addWidget(self.quality_view)
         self.save_btn, self.open_btn = add_buttons(layout, ("Save results…", "Show results file…"))
         layout.addStretch(1)
 
@@ -247,6 +250,7 @@ class FitWidget(QWidget):
         if outcome.layer_data:
             add_results_layers(self.viewer, outcome.layer_data, outcome.results, outcome.model)
         self.progress.setValue(1000)
+        self.quality_view.show_results(outcome.results)
         self._say(outcome.result.summary())
 
     def _on_error(self, exc: Exception) -> None:

@@ -20,6 +20,11 @@ Layout (schema version 1; T frames, J model joints, K betas, C cameras)::
     /reprojection_error    (C, T, J) px, NaN where not observed
     /observed_2d           (C, T, J, 2) optional, the data keypoints in model-joint order
     /observed_weights      (C, T, J) optional
+    /quality               optional (a fit's verdict, :mod:`napari_smil_mv.fitting.quality`): attrs verdict,
+                           fit_px, dlt_px, ratio, quality_json (all scalars); datasets dlt_residual (C, T, J) px,
+                           frame_fit_px / frame_dlt_px (T,), frame_verdict (T,) int8 (-1 none, 0 good, 1 poor,
+                           2 failed), camera_fit_px / camera_dlt_px (C,), joint_fit_px / joint_dlt_px /
+                           joint_p90_px (J,); reprojection_error: a link to /reprojection_error
 
 Files are written atomically (temporary file + rename) and never over an existing file unless asked.
 """
@@ -138,7 +143,31 @@ def write_results(results: Results, path: str | os.PathLike, overwrite: bool = F
             f.create_dataset("observed_2d", data=results.observed_2d, **gz)
         if results.observed_weights is not None:
             f.create_dataset("observed_weights", data=results.observed_weights, **gz)
+        if results.quality is not None:
+            _write_quality(f, results.quality, gz)
     return path
+
+
+def _write_quality(f: h5py.File, quality: dict[str, Any], gz: dict) -> None:
+    g = f.create_group("quality")
+    attrs = dict(quality.get("attrs", {}))
+    g.attrs["quality_json"] = json.dumps(attrs, default=_json_default)
+    for key in ("verdict", "fit_px", "dlt_px", "ratio"):
+        if key in attrs:
+            g.attrs[key] = attrs[key] if isinstance(attrs[key], str) else float(attrs[key])
+    for key, value in quality.get("arrays", {}).items():
+        value = np.asarray(value)
+        g.create_dataset(key, data=value, **(gz if value.ndim > 1 else {}))
+    g["reprojection_error"] = h5py.SoftLink("/reprojection_error")
+
+
+def _read_quality(f: h5py.File) -> dict[str, Any] | None:
+    if "quality" not in f:
+        return None
+    g = f["quality"]
+    attrs = json.loads(_text(g.attrs.get("quality_json", "{}")))
+    arrays = {k: g[k][()] for k in g.keys() if k != "reprojection_error" and isinstance(g[k], h5py.Dataset)}
+    return {"attrs": attrs, "arrays": arrays}
 
 
 def _need(f: h5py.File, key: str, path: Path) -> np.ndarray:
@@ -228,4 +257,5 @@ def read_results(path: str | os.PathLike) -> Results:
             fps=None if not np.isfinite(fps) else fps,
             provenance=prov,
             schema_version=version,
+            quality=_read_quality(f),
         )

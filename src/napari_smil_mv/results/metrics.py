@@ -139,6 +139,24 @@ def reprojection_summary(
     }
 
 
+def per_joint_stats(errors: np.ndarray, joint_names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Median, 90th percentile and count of the finite errors per joint; ``errors`` (..., J); joints without any
+    finite error are left out."""
+    e = np.asarray(errors, dtype=np.float64)
+    flat = e.reshape(-1, e.shape[-1])
+    out = {}
+    for j, name in enumerate(joint_names):
+        v = flat[:, j]
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[str(name)] = {
+                "median": float(np.median(v)),
+                "p90": float(np.percentile(v, 90)),
+                "n": int(v.size),
+            }
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ references
 def _session_observations(
     results: Results, session, animal: int | str | None
@@ -247,11 +265,14 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
         Always: ``units``, ``n_frames``, ``reference``, ``reprojection_reference`` (what the 2D errors are
         measured against, in words), ``reprojection_px_median``, ``reprojection_px_mean``,
         ``reprojection_px_per_camera`` (name → median), ``pck_5px``, ``pck_10px``, ``n_keypoints``,
-        ``cameras_used``.
+        ``cameras_used``, ``reprojection_px_per_joint`` (joint name → median and 90th percentile over the used
+        cameras, observed joints only: ``{"median": px, "p90": px, "n": keypoints}``).
 
         With 3D references (a session's 3D points, a ground truth), absolute errors (no alignment) in ``units``:
         ``joint_error_3d_median`` / ``_mean`` over the *observed* joints (the model joints a data keypoint is
-        mapped to: the standard MPJPE over tracked keypoints), listed in ``joints_compared``.
+        mapped to: the standard MPJPE over tracked keypoints), listed in ``joints_compared``;
+        ``joint_error_3d_per_joint`` (joint name → median and 90th percentile over frames, every joint with a
+        reference).
 
         With a ground truth also: ``joint_error_3d_median_all_joints`` / ``_mean_all_joints`` over every model
         joint, ``joint_error_3d_median_unobserved_joints`` (joints no keypoint observes: placed by the model and
@@ -291,6 +312,7 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
             out["reference"] = "stored observations"
             out["reprojection_reference"] = STORED_2D
         out.update(reprojection_summary(errors, results.camera_names, results.camera_used))
+        out["reprojection_px_per_joint"] = per_joint_stats(errors[results.camera_used], results.joint_names)
         if reference_3d is None:
             return out
         err3d = joint_errors_3d(results.joints_3d, reference_3d)
@@ -298,6 +320,7 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
         names = list(results.joint_names)
         out["joint_error_3d_median"], out["joint_error_3d_mean"] = _error_stats(err3d, observed_joints)
         out["joints_compared"] = [n for n, o in zip(names, observed_joints, strict=True) if o]
+        out["joint_error_3d_per_joint"] = per_joint_stats(err3d[None], names)
         if is_truth:
             every = np.isfinite(err3d).any(axis=0)
             unobserved = every & ~observed_joints

@@ -53,6 +53,8 @@ class Results:
     fps : frame rate, or None
     provenance : what produced the file (``producer``, ``created``, ``config``, ...), JSON-compatible
     schema_version : layout version
+    quality : ``{"attrs": {...}, "arrays": {name: array}}`` (a fit's verdict and per frame/camera/joint errors,
+        see :mod:`napari_smil_mv.fitting.quality`), or None
     """
 
     poses: np.ndarray
@@ -79,6 +81,7 @@ class Results:
     fps: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    quality: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.cameras, CameraRig):
