@@ -20,7 +20,7 @@ def synthetic_session(name: str = "s1", n_cameras: int = 3, n_frames: int = 8, s
     """A noise-free synthetic session (160x120 px videos, demo insect, distortion on some cameras)."""
     key = ("session", name, n_cameras, n_frames, seed)
     if key not in _CACHE:
-        from napari_smil_mv.sessions.synthetic import write_synthetic_session
+        from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from napari_smil_mv.cli import COMMAND_MODULES, CommandError  # noqa: E402
 from napari_smil_mv.commands import demo as demo_command  # noqa: E402
-from napari_smil_mv.demo import DEMO_IMAGE_SIZE, DemoEvent, run_demo  # noqa: E402
+from napari_smil_mv.demo.pipeline import DEMO_IMAGE_SIZE, DemoEvent, run_demo  # noqa: E402
 
 
 def _cli(argv: list[str]) -> int:

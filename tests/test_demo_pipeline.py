@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from napari_smil_mv.cli import main  # noqa: E402
-from napari_smil_mv.demo import run_demo  # noqa: E402
+from napari_smil_mv.demo.pipeline import run_demo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_evaluation_json_is_what_evaluate_prints(demo_dir, capsys):
 
 
 def test_fit_previews_show_the_mesh_on_the_insect(demo_dir):
-    from napari_smil_mv.sessions.synthetic_truth import read_ground_truth
+    from napari_smil_mv.sessions.ground_truth import read_ground_truth
 
     truth = read_ground_truth(demo_dir / "session" / "ground_truth.npz")
     mid = json.loads((demo_dir / "summary.json").read_text())["fit"]["preview_frame"]

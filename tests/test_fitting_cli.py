@@ -13,7 +13,7 @@ from napari_smil_mv.results import read_results
 
 @pytest.fixture(scope="module")
 def demo_session(tmp_path_factory):
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
     return write_synthetic_session(
         tmp_path_factory.mktemp("s") / "demo", n_cameras=3, n_frames=8, image_size=(160, 120), seed=0

@@ -165,7 +165,7 @@ def test_lm_gradient_curvature_and_steps_are_consistent(lm_problem):
 
 @pytest.fixture(scope="module")
 def clean_session(tmp_path_factory):
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
     return write_synthetic_session(
         tmp_path_factory.mktemp("clean") / "s", n_cameras=3, n_frames=10, noise_px=0.0, seed=2

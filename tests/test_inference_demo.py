@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from _training_fixtures import fresh_dir
-from napari_smil_mv.demo_network import DEMO_NETWORK_FILES, iter_network_demo
+from napari_smil_mv.demo.network_step import DEMO_NETWORK_FILES, iter_network_demo
 
 
 def test_network_demo_writes_everything_and_refinement_helps():

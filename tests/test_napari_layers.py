@@ -291,7 +291,9 @@ def test_mosaic_offsets_and_layout_arguments():
 
 
 def test_synthetic_session_sample():
-    pytest.importorskip("napari_smil_mv.sessions.synthetic", reason="synthetic session writer not available")
+    pytest.importorskip(
+        "napari_smil_mv.demo.synthetic_session", reason="synthetic session writer not available"
+    )
     from napari_smil_mv.napari.sample_session import make_synthetic_session_sample
 
     layers = make_synthetic_session_sample(n_cameras=2, n_frames=3)

@@ -56,8 +56,8 @@ def _short_config(iterations: int = 25) -> FitConfig:
 
 @pytest.fixture(scope="module")
 def tiny_session(tmp_path_factory):
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
     from napari_smil_mv.sessions import load_session
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
 
     folder = write_synthetic_session(
         tmp_path_factory.mktemp("results") / "session", n_cameras=2, n_frames=6, image_size=(192, 144)

@@ -7,15 +7,15 @@ import shutil
 import numpy as np
 import pytest
 
-from napari_smil_mv.sessions import JointMap, calibration_qc, load_session, load_sessions
-from napari_smil_mv.sessions.synthetic import (
+from napari_smil_mv.demo.synthetic_scene import first_surface_distance, node_visibility
+from napari_smil_mv.demo.synthetic_session import (
     DATA_EDGES,
     DATA_NODES,
     iter_write_synthetic_session,
     write_synthetic_session,
 )
-from napari_smil_mv.sessions.synthetic_scene import first_surface_distance, node_visibility
-from napari_smil_mv.sessions.synthetic_truth import read_ground_truth
+from napari_smil_mv.sessions import JointMap, calibration_qc, load_session, load_sessions
+from napari_smil_mv.sessions.ground_truth import read_ground_truth
 
 SMALL = {"n_cameras": 3, "n_frames": 8, "image_size": (160, 120)}
 NODES = [n for n, _ in DATA_NODES]

@@ -1,6 +1,6 @@
 """The fitting part of the ``demo`` command: a synthetic session of the demo insect, fitted and evaluated.
 
-:func:`iter_fit_demo` writes ``session/`` (:func:`napari_smil_mv.sessions.synthetic.write_synthetic_session`),
+:func:`iter_fit_demo` writes ``session/`` (:func:`napari_smil_mv.demo.synthetic_session.write_synthetic_session`),
 fits the demo model to it with the default :class:`~napari_smil_mv.fitting.FitConfig` and the session's
 ``joint_lookup.csv``, writes ``fit.smilmv.h5``, evaluates the fit against ``session/ground_truth.npz`` into
 ``evaluation.json`` (the JSON of ``napari-smil-mv evaluate fit.smilmv.h5 --ground-truth session --json``) and
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.demo import DemoEvent, _write_png, _write_text, keypoint_colors, readme_text
+from napari_smil_mv.demo.pipeline import DemoEvent, _write_png, _write_text, keypoint_colors, readme_text
 from napari_smil_mv.results import json_safe, metrics_json
 
 #: Files and folders written by :func:`iter_fit_demo` (relative to the demo folder).
@@ -114,10 +114,10 @@ def iter_fit_demo(
         (``joint_error_3d_relative``, ``joint_error_3d_median``, ``reprojection_px_median``, ...), previews.
     """
     from napari_smil_mv.body import load_smil_model
+    from napari_smil_mv.demo.synthetic_session import iter_write_synthetic_session
     from napari_smil_mv.fitting import FitConfig, fit_data_from_session, fit_iter
     from napari_smil_mv.results import evaluate, write_results
     from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, load_session
-    from napari_smil_mv.sessions.synthetic import iter_write_synthetic_session
 
     lo, hi = progress
 
@@ -271,7 +271,7 @@ def write_previews(
 
 def check_fit_demo_args(outdir: Path, session_frames: int, noise_px: float) -> None:
     """Raise ValueError for bad fit-demo arguments, or a ``session/`` folder the demo did not write."""
-    from napari_smil_mv.sessions.synthetic_truth import GROUND_TRUTH_NPZ
+    from napari_smil_mv.sessions.ground_truth import GROUND_TRUTH_NPZ
 
     if not 1 <= int(session_frames) <= 100000:
         raise ValueError(f"session_frames must be in 1..100000, got {session_frames}.")
@@ -298,7 +298,7 @@ def run_demo_with_fit(
     train_seconds: float = 60.0,
 ) -> Generator[DemoEvent, None, None]:
     """The demo's events (``base``, from ``napari_smil_mv.demo._run_demo``) followed by :func:`iter_fit_demo`
-    and, with ``network``, :func:`napari_smil_mv.demo_network.iter_network_demo` (preprocess, train for at most
+    and, with ``network``, :func:`napari_smil_mv.demo.network_step.iter_network_demo` (preprocess, train for at most
     ``train_seconds``, predict, refine, evaluate); adds their files and numbers to ``summary.json`` and
     ``README.txt``."""
     import time
@@ -327,7 +327,7 @@ def run_demo_with_fit(
         for name in info["previews"]:
             files[name] = DEMO_FIT_FILES["fit_preview_<camera>.png"]
         if network:
-            from napari_smil_mv.demo_network import DEMO_NETWORK_FILES, iter_network_demo
+            from napari_smil_mv.demo.network_step import DEMO_NETWORK_FILES, iter_network_demo
 
             net = yield from iter_network_demo(
                 outdir, time_limit_s=float(train_seconds), progress=(fit_end, 0.99)

@@ -24,8 +24,8 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from napari_smil_mv.demo import DemoEvent, _write_text
-from napari_smil_mv.demo_fit import write_previews
+from napari_smil_mv.demo.fit_step import write_previews
+from napari_smil_mv.demo.pipeline import DemoEvent, _write_text
 from napari_smil_mv.results import json_safe
 
 #: Files and folders written by :func:`iter_network_demo` (relative to the demo folder).
@@ -84,7 +84,7 @@ def iter_network_demo(
     ----------
     outdir
         The demo folder; ``outdir/session`` is used when it exists, else written with ``session_kwargs``
-        (arguments of :func:`~napari_smil_mv.sessions.synthetic.write_synthetic_session`).
+        (arguments of :func:`~napari_smil_mv.demo.synthetic_session.write_synthetic_session`).
     epochs, time_limit_s
         Training length (the run stops at whichever comes first).
     image_size
@@ -118,7 +118,7 @@ def iter_network_demo(
     outdir = Path(outdir)
     session_dir = outdir / "session"
     if not (session_dir / "ground_truth.npz").is_file():
-        from napari_smil_mv.sessions.synthetic import iter_write_synthetic_session
+        from napari_smil_mv.demo.synthetic_session import iter_write_synthetic_session
 
         for ev in iter_write_synthetic_session(
             session_dir, **(session_kwargs or {}), overwrite=session_dir.exists()

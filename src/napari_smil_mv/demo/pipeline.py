@@ -79,7 +79,7 @@ def run_demo(
 
     With ``fit`` (default) the demo also writes a synthetic session of the insect (``session/``), fits the demo
     model to it, writes ``fit.smilmv.h5``, evaluates it against the ground truth (``evaluation.json``) and renders
-    ``fit_preview_<camera>.png`` (see :mod:`napari_smil_mv.demo_fit`; skipped with fewer than 2 cameras).
+    ``fit_preview_<camera>.png`` (see :mod:`napari_smil_mv.demo.fit_step`; skipped with fewer than 2 cameras).
 
     Parameters
     ----------
@@ -102,7 +102,7 @@ def run_demo(
         Keypoint noise of the synthetic session in px (0 = exact projections).
     network
         With ``fit``: also preprocess the session, train the small network briefly, predict every frame, refine
-        the prediction with the fitter and evaluate both (:mod:`napari_smil_mv.demo_network`).
+        the prediction with the fitter and evaluate both (:mod:`napari_smil_mv.demo.network_step`).
     train_seconds
         Training time budget of the network step, s.
 
@@ -133,7 +133,7 @@ def run_demo(
         )
     if not fit:
         return _run_demo(outdir, int(n_frames), int(n_cameras), int(seed))
-    from napari_smil_mv.demo_fit import check_fit_demo_args, run_demo_with_fit
+    from napari_smil_mv.demo.fit_step import check_fit_demo_args, run_demo_with_fit
 
     check_fit_demo_args(outdir, session_frames, noise_px)
     base = _run_demo(outdir, int(n_frames), int(n_cameras), int(seed))

@@ -1,7 +1,7 @@
 """Building blocks of the synthetic demo session: the posed insect in mm, the camera ring, which keypoints
 each camera sees (exact ray cast against the mesh) and keypoint noise with scores.
 
-Used by :mod:`napari_smil_mv.sessions.synthetic`; no file I/O here.
+Used by :mod:`napari_smil_mv.demo.synthetic_session`; no file I/O here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.demo import DEMO_FPS
+from napari_smil_mv.demo.pipeline import DEMO_FPS
 
 __all__ = [
     "demo_camera_rig",

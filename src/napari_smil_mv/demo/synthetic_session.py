@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_smil_mv.demo import DEMO_FPS, DemoEvent, joint_radii, part_colors
-from napari_smil_mv.sessions.synthetic_scene import (
+from napari_smil_mv.demo.pipeline import DEMO_FPS, DemoEvent, joint_radii, part_colors
+from napari_smil_mv.demo.synthetic_scene import (
     MM_PER_MODEL_UNIT,
     OCCLUSION_MARGIN,
     UNITS,
@@ -39,7 +39,7 @@ from napari_smil_mv.sessions.synthetic_scene import (
     occluder_faces,
     pose_demo_body,
 )
-from napari_smil_mv.sessions.synthetic_truth import GROUND_TRUTH_KEYS, GROUND_TRUTH_NPZ
+from napari_smil_mv.sessions.ground_truth import GROUND_TRUTH_KEYS, GROUND_TRUTH_NPZ
 
 __all__ = [
     "DATA_NODES",
@@ -447,7 +447,7 @@ def _readme(info: dict, cameras: list[str], nodes: list[str], save_vertices: boo
         f"2D keypoints: projection of the model joints + Gaussian noise (noise_px = {info['noise_px']:g});",
         "nodes hidden by the body or outside the image are missing (NaN). Scores in (0, 1], lower for noisier",
         "points. Load with napari_smil_mv.sessions.load_session(DIR); ground truth with",
-        "napari_smil_mv.sessions.synthetic_truth.read_ground_truth(DIR).",
+        "napari_smil_mv.sessions.ground_truth.read_ground_truth(DIR).",
         "",
         "Files:",
         '  calibration.toml      Anipose calibration ([metadata] units = "mm")',

@@ -183,7 +183,7 @@ def _ground_truth_joints(results: Results, gt: Any) -> np.ndarray:
     """Ground-truth joints (T, J, 3) in the results' frame and joint order."""
     if isinstance(gt, (str, os.PathLike)):
         path = Path(gt)
-        from napari_smil_mv.sessions.synthetic_truth import read_ground_truth
+        from napari_smil_mv.sessions.ground_truth import read_ground_truth
 
         gt = read_ground_truth(path)
     arrays: Mapping[str, Any] = gt.arrays if hasattr(gt, "arrays") else gt
@@ -219,7 +219,7 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
         None: the 2D observations stored in the results (their ``reprojection_error``);
         a :class:`napari_smil_mv.sessions.Session`: its 2D keypoints (and 3D points when present), matched by
         camera name, frame number and the results' data node names;
-        a ground truth (``ground_truth.npz`` path, :class:`~napari_smil_mv.sessions.synthetic_truth.GroundTruth`
+        a ground truth (``ground_truth.npz`` path, :class:`~napari_smil_mv.sessions.ground_truth.GroundTruth`
         or a mapping with ``joints3d`` (T, J, 3), optional ``frame_indices`` and ``joint_names``): 3D joint errors
         and the body length, plus the 2D metrics against the stored observations.
     animal

@@ -1,6 +1,6 @@
 """Ground truth of a synthetic demo session (``ground_truth.npz``): the data layout and its reader.
 
-The file is written by :mod:`napari_smil_mv.sessions.synthetic`. Its body-parameter keys follow the animation
+The file is written by :mod:`napari_smil_mv.demo.synthetic_session`. Its body-parameter keys follow the animation
 schema of :mod:`napari_smil_mv.body.animation` (``poses``, ``trans``, ``betas``, ``betas_per_frame``,
 ``mesh_scale``, ``log_beta_scales``, ``betas_trans``, ``fps``), so ``load_animation(path, model)`` reads it too and
 evaluating it with the demo model gives the world (mm) joints stored here.
