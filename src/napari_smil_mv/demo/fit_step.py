@@ -113,11 +113,11 @@ def iter_fit_demo(
         Summary (generator return value): session, cameras, frames, noise, fit seconds, the ground-truth metrics
         (``joint_error_3d_relative``, ``joint_error_3d_median``, ``reprojection_px_median``, ...), previews.
     """
-    from napari_smil_mv.body import load_smil_model
     from napari_smil_mv.demo.synthetic_session import iter_write_synthetic_session
-    from napari_smil_mv.fitting import FitConfig, fit_data_from_session, fit_iter
+    from napari_smil_mv.fitting import FitConfig
+    from napari_smil_mv.fitting.session_fit import iter_session_fit, prepare_session_fit
     from napari_smil_mv.results import evaluate, write_results
-    from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, load_session
+    from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, load_session
 
     lo, hi = progress
 
@@ -133,17 +133,19 @@ def iter_fit_demo(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         session = load_session(session_dir)
-    model = load_smil_model(None)
-    joint_map = JointMap.read(session_dir / JOINT_LOOKUP_CSV)
-    data = fit_data_from_session(session, joint_map, model.joint_names)
-    result = None
-    for event in fit_iter(model, data, FitConfig()):
-        result = event.result
+    job = prepare_session_fit(session, None, session_dir / JOINT_LOOKUP_CSV)
+    model = job.model
+    events = iter_session_fit(
+        job, FitConfig(), producer="napari-smil-mv demo", provenance={"command": "napari-smil-mv demo"}
+    )
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            result, results = stop.value
+            break
         if event.stage == "init" or event.stage == "done" or event.iteration == event.total:
             yield DemoEvent("fit", event.message, at(0.45 + 0.4 * event.progress))
-    assert result is not None
-    prov = {"command": "napari-smil-mv demo", "joint_map": str(session_dir / JOINT_LOOKUP_CSV)}
-    results = result.to_results(data, model, producer="napari-smil-mv demo", provenance=prov)
     write_results(results, outdir / "fit.smilmv.h5", overwrite=True)
     yield DemoEvent(
         "fit", f"fit {result.elapsed_s:.1f} s, {len(results.camera_names)} cameras -> fit.smilmv.h5", at(0.87)
