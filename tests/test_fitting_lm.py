@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from napari_smil_mv.body import load_smil_model
+from napari_smil_mv.body.kinematics import JointsModel
 from napari_smil_mv.fitting import FitConfig, fit, fit_data_from_session
 from napari_smil_mv.fitting.banded import BandedArrowSolver
 from napari_smil_mv.fitting.config import legacy_stages
 from napari_smil_mv.fitting.jacobian import JacobianEvaluator
-from napari_smil_mv.fitting.kinematics import JointsModel
 from napari_smil_mv.fitting.lm import LevenbergMarquardt, _Layout, exp_so3, hat
 
 F64 = torch.float64

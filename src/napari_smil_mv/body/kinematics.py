@@ -1,4 +1,10 @@
-"""Joints-only evaluation of a SMIL model, for keypoint losses.
+"""Forward kinematics of SMIL models: the one kernel (:func:`chain_levels`) and the joints-only model.
+
+:func:`tree_levels` groups the joints by depth in the kinematic tree; :func:`chain_levels` composes the local
+joint frames level by level (one batched product per depth). :class:`napari_smil_mv.body.SMILModel` and
+:class:`JointsModel` both use it.
+
+Joints-only evaluation of a SMIL model, for keypoint losses (:class:`JointsModel`).
 
 A keypoint fit never needs the mesh: for static-joint models (e.g. the SMILy mouse) the keypoints are the
 forward-kinematics joints; for regressed-joint models (e.g. SMILy STICK) they are ``J_regressor @ skinned vertices``,
@@ -14,7 +20,86 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from napari_smil_mv.body.smil import tree_levels
+
+def tree_levels(parents: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Group joint indices by depth in the kinematic tree.
+
+    Parameters
+    ----------
+    parents
+        (J,) parent index per joint, -1 for the root; parents must precede their children.
+
+    Returns
+    -------
+    levels : list of (n_l,) int arrays
+        Level 0 holds the root(s), level l the joints whose parent is in level l-1 (each level in index order).
+    parent_positions : list of (n_l,) int arrays
+        For every level the position of each joint's parent inside the previous level (empty for level 0).
+    """
+    parents = np.asarray(parents, dtype=np.int64)
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for i, p in enumerate(parents):
+        if p >= i:
+            raise ValueError(
+                f"kinematic tree: parent {p} of joint {i} does not precede it; joints must be "
+                "topologically ordered (parent index < child index)"
+            )
+        depth[i] = 0 if p < 0 else depth[p] + 1
+    levels = [np.flatnonzero(depth == d) for d in range(int(depth.max()) + 1)]
+    position = np.empty(len(parents), dtype=np.int64)
+    for lv in levels:
+        position[lv] = np.arange(lv.size)
+    parent_positions = [np.zeros(0, dtype=np.int64)] + [position[parents[lv]] for lv in levels[1:]]
+    return levels, parent_positions
+
+
+def chain_levels(
+    root_rot: torch.Tensor,
+    root_pos: torch.Tensor,
+    local_rot: torch.Tensor,
+    offsets: torch.Tensor,
+    levels: list[torch.Tensor],
+    parent_local: list[torch.Tensor],
+    inverse_order: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compose local joint frames down the kinematic tree, one level at a time.
+
+    ``A_child = A_parent · local_rot_child`` and ``p_child = p_parent + A_parent · offset_child``.
+
+    Parameters
+    ----------
+    root_rot, root_pos
+        ``(B, R, 3, 3)`` and ``(B, R, 3)``: world linear part and position of the R roots (level 0).
+    local_rot
+        ``(B, J, 3, 3)`` local linear part of every joint (rotation, times scales as the caller defines them).
+    offsets
+        ``(B, J, 3)`` offset of every joint from its parent, in the parent's frame (model units).
+    levels
+        Global joint indices of levels 1, 2, ... (:func:`tree_levels`, without level 0).
+    parent_local
+        For each of those levels the position of each joint's parent inside the previous level.
+    inverse_order
+        ``(J,)`` argsort of the concatenated levels (level 0 included): back to joint order.
+
+    Returns
+    -------
+    A : (B, J, 3, 3)
+        Accumulated linear part of every joint frame.
+    pos : (B, J, 3)
+        Joint positions (model units, before placement).
+    """
+    A_prev, p_prev = root_rot, root_pos
+    A_levels, p_levels = [A_prev], [p_prev]
+    for lv, parent in zip(levels, parent_local, strict=True):
+        A_par = A_prev[:, parent]
+        p_prev = p_prev[:, parent] + torch.einsum("bnij,bnj->bni", A_par, offsets[:, lv])
+        A_prev = A_par @ local_rot[:, lv]
+        A_levels.append(A_prev)
+        p_levels.append(p_prev)
+    A = torch.cat(A_levels, dim=1)[:, inverse_order]
+    pos = torch.cat(p_levels, dim=1)[:, inverse_order]
+    return A, pos
+
 
 #: Sign applied to ``betas_trans`` inside the kinematic chain (upstream flips the y axis).
 BETAS_TRANS_SIGN = (1.0, -1.0, 1.0)
@@ -152,21 +237,17 @@ class JointsModel:
         local = rotmats
         if log_beta_scales is not None:
             local = rotmats * torch.exp(log_beta_scales).expand(B, -1, -1).unsqueeze(-2)  # R_i · diag(s_i)
-        A_levels, p_levels = [], []
         root = self._levels[0]
-        A_prev = rotmats[:, root]  # the root's own scale is never applied (upstream semantics)
-        p_prev = rest_joints[:, root]
-        A_levels.append(A_prev)
-        p_levels.append(p_prev)
-        for lv, parent_local in zip(self._levels[1:], self._parent_local[1:], strict=True):
-            A_par = A_prev[:, parent_local]
-            p_prev = p_prev[:, parent_local] + torch.einsum("bnij,bnj->bni", A_par, offsets[:, lv])
-            A_prev = A_par @ local[:, lv]
-            A_levels.append(A_prev)
-            p_levels.append(p_prev)
-        A = torch.cat(A_levels, dim=1)[:, self._inverse_order]
-        pos = torch.cat(p_levels, dim=1)[:, self._inverse_order]
-        return A, pos
+        # the root's own scale is never applied (upstream semantics)
+        return chain_levels(
+            rotmats[:, root],
+            rest_joints[:, root],
+            local,
+            offsets,
+            self._levels[1:],
+            self._parent_local[1:],
+            self._inverse_order,
+        )
 
     def __call__(
         self,

@@ -1,6 +1,6 @@
 """Analytic Jacobians of the placed model keypoints, per frame, for Gauss-Newton / Levenberg-Marquardt.
 
-The keypoints of :class:`~napari_smil_mv.fitting.kinematics.JointsModel` are (regressed-joint models)
+The keypoints of :class:`~napari_smil_mv.body.kinematics.JointsModel` are (regressed-joint models)
 
     j_k = Σ_j G_kj,   G_kj = A_j (U_kj − W_kj r_j) + W_kj p_j,   X_k = s · (j_k − j_0) + trans
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_smil_mv.fitting.kinematics import JointsModel
+from napari_smil_mv.body.kinematics import JointsModel
 
 
 @dataclass

@@ -214,13 +214,13 @@ _JOINTS_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _joints_model(smil, device: torch.device, dtype: torch.dtype):
-    """A cached :class:`~napari_smil_mv.fitting.kinematics.JointsModel` of ``smil`` (keypoints without the mesh),
+    """A cached :class:`~napari_smil_mv.body.kinematics.JointsModel` of ``smil`` (keypoints without the mesh),
     or None when it would not give the same keypoints (pose-corrective blend shapes move regressed joints) or
     would not be faster (regressor support over a quarter of the mesh)."""
     data = getattr(smil, "data", None)
     if data is None or (getattr(smil, "has_posedirs", False) and not data.static_joint_locs):
         return None
-    from napari_smil_mv.fitting.kinematics import JointsModel  # lazily: the fitting package is large
+    from napari_smil_mv.body.kinematics import JointsModel  # lazily: only when the keypoint model is needed
 
     cache = _JOINTS_MODELS.setdefault(smil, {})
     key = (str(device), dtype)
@@ -236,7 +236,7 @@ def body_joints(smil, params: dict[str, torch.Tensor], vertices: bool = False):
     """3D keypoints ``(B, J, 3)`` (world units) of predicted body parameters through the SMIL model.
 
     Without ``vertices`` only the keypoints are evaluated (forward kinematics, plus the regressor's support
-    vertices for regressed-joint models; :class:`~napari_smil_mv.fitting.kinematics.JointsModel`), which gives
+    vertices for regressed-joint models; :class:`~napari_smil_mv.body.kinematics.JointsModel`), which gives
     the SMIL model's joints (``propagate_scaling=True``) to float rounding at a fraction of the cost of the full
     mesh. Regressed-joint models with pose-corrective blend shapes, or whose regressor reads over a quarter of
     the vertices, use the full model.
