@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from napari_smil_mv.body import SMILModel, load_smil_model
 from napari_smil_mv.network import body_joints
-from napari_smil_mv.network.layers import CrossViewAttention, DecoderLayer
-from napari_smil_mv.network.model import _joints_model
+from napari_smil_mv.network.blocks import CrossViewAttention, DecoderLayer
+from napari_smil_mv.network.multiview_net import _joints_model
 
 MODELS = Path(__file__).parents[1].parent / "shared" / "models"
 

@@ -1,7 +1,7 @@
 """``MultiViewRegressor``: shared backbone over all views -> fused views -> one body + one camera per view.
 
 Data flow for ``images (B, V, 3, S, S)``: the valid views go through the backbone as one batch of ``B·V``
-images; camera embeddings are added and the views are fused (:class:`~napari_smil_mv.network.layers.ViewFusion`);
+images; camera embeddings are added and the views are fused (:class:`~napari_smil_mv.network.blocks.ViewFusion`);
 the body head predicts one raw body vector per sample from all views (pooled feature or, for the transformer,
 every view's spatial tokens); one camera head per canonical camera predicts each view's camera. Raw outputs are
 decoded by :mod:`napari_smil_mv.network.parameterisation`. :func:`body_joints` and :func:`project` then give the
@@ -19,7 +19,7 @@ from torch import nn
 from napari_smil_mv.body.rotations import rotation_6d_to_matrix
 from napari_smil_mv.cameras import project_points_torch
 from napari_smil_mv.network.backbones import build_backbone
-from napari_smil_mv.network.layers import (
+from napari_smil_mv.network.blocks import (
     CameraHeads,
     MLPBodyHead,
     TransformerBodyHead,

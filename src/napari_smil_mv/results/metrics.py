@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.results.model import Results
+from napari_smil_mv.results.results import Results
 
 
 def reprojection_errors(projected: np.ndarray, observed: np.ndarray) -> np.ndarray:

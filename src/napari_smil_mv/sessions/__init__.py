@@ -24,8 +24,8 @@ from napari_smil_mv.sessions.joint_map import (
     choose_joint_map,
     normalise_name,
 )
-from napari_smil_mv.sessions.model import CameraView, Session, Skeleton
 from napari_smil_mv.sessions.qc import ErrorStats, QCReport, calibration_qc, flag_cameras, units_hint
+from napari_smil_mv.sessions.session import CameraView, Session, Skeleton
 from napari_smil_mv.sessions.shape_betas import SHAPE_BETAS_CSV, ShapeBetas
 from napari_smil_mv.sessions.video import LazyVideo, VideoMissingWarning
 
