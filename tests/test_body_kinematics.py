@@ -1,7 +1,9 @@
 """One forward-kinematics kernel (body/kinematics.py): SMILModel and JointsModel give the numbers of the old paths.
 
-The reference below is SMILModel's former ``_kinematics`` (4×4 homogeneous frames composed level by level), copied
-verbatim before it was replaced by :func:`napari_smil_mv.body.kinematics.chain_levels`.
+The references below are the two former kernels, copied verbatim: SMILModel's ``_kinematics`` (4×4 homogeneous
+frames composed level by level; the shared :func:`napari_smil_mv.body.kinematics.compose_frames` is that code, so
+SMILModel's numbers are bit-identical) and ``fitting/kinematics.py``'s ``JointsModel.forward_kinematics`` (3×3
+rotations and positions; now the shared kernel too: equal to float64 rounding).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 
 from _body_fixtures import MODEL_NAMES, shared_model, tiny_model_dict
 from napari_smil_mv.body import SMILModel, load_smil_model, smil_model_from_dict
-from napari_smil_mv.body.kinematics import JointsModel, chain_levels, tree_levels
+from napari_smil_mv.body.kinematics import JointsModel, KinematicTree, compose_frames, tree_levels
 from napari_smil_mv.body.rotations import axis_angle_to_matrix
 
 
@@ -50,6 +52,38 @@ def old_kinematics(model: SMILModel, rotations, rest, log_scales, offsets, propa
     return world.index_select(1, inverse)
 
 
+def old_joints_fk(jm: JointsModel, rotmats, rest_joints, log_beta_scales=None, betas_trans=None):
+    """JointsModel.forward_kinematics as it was in fitting/kinematics.py (3x3 frames and positions)."""
+    levels, parent_positions = tree_levels(jm.parents)
+    levels_t = [torch.as_tensor(lv) for lv in levels]
+    parent_local = [None] + [torch.as_tensor(pos) for pos in parent_positions[1:]]
+    inverse = torch.as_tensor(np.argsort(np.concatenate(levels)))
+    parents_t = torch.as_tensor(np.maximum(jm.parents, 0))
+    sign = torch.as_tensor((1.0, -1.0, 1.0), dtype=rotmats.dtype)
+    B = rotmats.shape[0]
+    if rest_joints.dim() == 2:
+        rest_joints = rest_joints.unsqueeze(0).expand(B, -1, -1)
+    offsets = rest_joints - rest_joints[:, parents_t]
+    if betas_trans is not None:
+        offsets = offsets + (betas_trans * sign).expand(B, -1, -1)
+    local = rotmats
+    if log_beta_scales is not None:
+        local = rotmats * torch.exp(log_beta_scales).expand(B, -1, -1).unsqueeze(-2)
+    A_levels, p_levels = [], []
+    root = levels_t[0]
+    A_prev = rotmats[:, root]
+    p_prev = rest_joints[:, root]
+    A_levels.append(A_prev)
+    p_levels.append(p_prev)
+    for lv, par in zip(levels_t[1:], parent_local[1:], strict=True):
+        A_par = A_prev[:, par]
+        p_prev = p_prev[:, par] + torch.einsum("bnij,bnj->bni", A_par, offsets[:, lv])
+        A_prev = A_par @ local[:, lv]
+        A_levels.append(A_prev)
+        p_levels.append(p_prev)
+    return torch.cat(A_levels, dim=1)[:, inverse], torch.cat(p_levels, dim=1)[:, inverse]
+
+
 def _models():
     yield "tiny", smil_model_from_dict(tiny_model_dict(0), source="tiny")
     yield "tiny_static", smil_model_from_dict(tiny_model_dict(1, static=True), source="tiny static")
@@ -78,10 +112,15 @@ def test_smil_kinematics_equal_old_path(dtype, tol, propagate):
         new = model._kinematics(rot, rest, x["log_beta_scales"], x["betas_trans"], propagate)
         old = old_kinematics(model, rot, rest, x["log_beta_scales"], x["betas_trans"], propagate)
         assert new.shape == old.shape == (5, data.n_joints, 3, 4)
-        scale = float(old.abs().max())
-        assert float((new - old).abs().max()) <= tol * max(1.0, scale)
+        assert torch.equal(new, old)  # the same operations: identical numbers
         none = model._kinematics(rot, rest, None, None, propagate)
-        assert torch.allclose(none, old_kinematics(model, rot, rest, None, None, propagate), atol=tol * scale)
+        assert torch.equal(none, old_kinematics(model, rot, rest, None, None, propagate))
+        jm = JointsModel.from_model_data(data, dtype=dtype)
+        for args in ((x["log_beta_scales"], x["betas_trans"]), (None, None)):
+            A, pos = jm.forward_kinematics(rot, rest, *args)
+            A_old, pos_old = old_joints_fk(jm, rot, rest, *args)
+            scale = float(pos_old.abs().max())
+            assert float((A - A_old).abs().max()) <= tol and float((pos - pos_old).abs().max()) <= tol * scale
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -94,7 +133,12 @@ def test_real_models_kinematics_equal_old_path(name):
     for propagate in (True, False):
         new = model._kinematics(rot, rest, x["log_beta_scales"], x["betas_trans"], propagate)
         old = old_kinematics(model, rot, rest, x["log_beta_scales"], x["betas_trans"], propagate)
-        assert float((new - old).abs().max()) <= 1e-12 * max(1.0, float(old.abs().max()))
+        assert torch.equal(new, old)
+    jm = JointsModel.from_model_data(data, dtype=torch.float64)
+    A, pos = jm.forward_kinematics(rot, rest, x["log_beta_scales"], x["betas_trans"])
+    A_old, pos_old = old_joints_fk(jm, rot, rest, x["log_beta_scales"], x["betas_trans"])
+    assert float((A - A_old).abs().max()) <= 1e-12
+    assert float((pos - pos_old).abs().max()) <= 1e-12 * float(pos_old.abs().max())
 
 
 def test_joints_model_and_smil_model_share_the_kernel():
@@ -110,27 +154,24 @@ def test_joints_model_and_smil_model_share_the_kernel():
         assert torch.allclose(kp, out.joints, atol=1e-9)
 
 
-def test_chain_levels_on_a_chain():
+def test_compose_frames_on_a_chain():
     # joints 0-1-2 in a line, 90 degrees about z at the root: positions rotate, frames compose
     parents = np.array([-1, 0, 1])
-    levels, parent_positions = tree_levels(parents)
+    levels, _ = tree_levels(parents)
     assert [lv.tolist() for lv in levels] == [[0], [1], [2]]
     rz = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=torch.float64)
     eye = torch.eye(3, dtype=torch.float64)
-    local = torch.stack([rz, eye, eye])[None]
-    offsets = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [1, 0, 0]]], dtype=torch.float64)
-    A, pos = chain_levels(
-        local[:, [0]],
-        torch.zeros(1, 1, 3, dtype=torch.float64),
-        local,
-        offsets,
-        [torch.as_tensor(lv) for lv in levels[1:]],
-        [torch.as_tensor(p) for p in parent_positions[1:]],
-        torch.as_tensor(np.argsort(np.concatenate(levels))),
+    offsets = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.float64)
+    local = torch.cat([torch.stack([rz, eye, eye]), offsets[:, :, None]], dim=-1)[None]  # (1, 3, 3, 4)
+    tree = KinematicTree(parents)
+    world = tree.compose(local)
+    assert torch.equal(
+        world, compose_frames(local, tree.depth_order, tree.spans, tree.level_parents, tree.depth_inverse)
     )
     assert torch.allclose(
-        pos[0], torch.tensor([[0.0, 0, 0], [0, 1, 0], [0, 2, 0]], dtype=torch.float64), atol=1e-12
+        world[0, :, :, 3], torch.tensor([[0.0, 0, 0], [0, 1, 0], [0, 2, 0]], dtype=torch.float64)
     )
-    assert torch.allclose(A[0, 2], rz, atol=1e-12)
+    assert torch.allclose(world[0, 2, :, :3], rz)
+    assert [lv.tolist() for lv in tree.levels] == [[0], [1], [2]]
     with pytest.raises(ValueError, match="does not precede"):
         tree_levels(np.array([-1, 2, 0]))

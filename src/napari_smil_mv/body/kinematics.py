@@ -1,8 +1,8 @@
-"""Forward kinematics of SMIL models: the one kernel (:func:`chain_levels`) and the joints-only model.
+"""Forward kinematics of SMIL models: the one kernel (:func:`compose_frames`) and the joints-only model.
 
-:func:`tree_levels` groups the joints by depth in the kinematic tree; :func:`chain_levels` composes the local
-joint frames level by level (one batched product per depth). :class:`napari_smil_mv.body.SMILModel` and
-:class:`JointsModel` both use it.
+:func:`tree_levels` groups the joints by depth in the kinematic tree; :func:`compose_frames` composes the local
+joint frames ``[M | t]`` level by level (one batched 3×4 · 4×4 product per depth). :class:`napari_smil_mv.body.SMILModel`
+and :class:`JointsModel` both use it.
 
 Joints-only evaluation of a SMIL model, for keypoint losses (:class:`JointsModel`).
 
@@ -11,7 +11,7 @@ forward-kinematics joints; for regressed-joint models (e.g. SMILy STICK) they ar
 and only the vertices with a non-zero regressor weight are needed. This module evaluates exactly the same
 keypoints as :class:`napari_smil_mv.body.SMILModel` (same semantics: per-joint log-scales propagated to the
 subtree, ``betas_trans`` with its y component negated, placement ``(x - root) * mesh_scale + trans``) but processes
-the kinematic tree level by level (one batched matrix product per tree depth instead of one per joint) and skins
+the kinematic tree level by level (:func:`compose_frames`: one batched matrix product per tree depth instead of one per joint) and skins
 only the regressor's support vertices.
 """
 
@@ -53,52 +53,82 @@ def tree_levels(parents: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]
     return levels, parent_positions
 
 
-def chain_levels(
-    root_rot: torch.Tensor,
-    root_pos: torch.Tensor,
-    local_rot: torch.Tensor,
-    offsets: torch.Tensor,
-    levels: list[torch.Tensor],
-    parent_local: list[torch.Tensor],
-    inverse_order: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Compose local joint frames down the kinematic tree, one level at a time.
+def compose_frames(
+    local: torch.Tensor,
+    depth_order: torch.Tensor,
+    spans: list[tuple[int, int]],
+    level_parents: list[torch.Tensor],
+    depth_inverse: torch.Tensor,
+) -> torch.Tensor:
+    """Compose local joint frames down the kinematic tree, one batched product per depth level.
 
-    ``A_child = A_parent · local_rot_child`` and ``p_child = p_parent + A_parent · offset_child``.
+    ``world_child = world_parent · [local_child; 0 0 0 1]`` with frames ``[M | t]`` (3×4): ``M`` the accumulated
+    linear part, ``t`` the joint position.
 
     Parameters
     ----------
-    root_rot, root_pos
-        ``(B, R, 3, 3)`` and ``(B, R, 3)``: world linear part and position of the R roots (level 0).
-    local_rot
-        ``(B, J, 3, 3)`` local linear part of every joint (rotation, times scales as the caller defines them).
-    offsets
-        ``(B, J, 3)`` offset of every joint from its parent, in the parent's frame (model units).
-    levels
-        Global joint indices of levels 1, 2, ... (:func:`tree_levels`, without level 0).
-    parent_local
-        For each of those levels the position of each joint's parent inside the previous level.
-    inverse_order
-        ``(J,)`` argsort of the concatenated levels (level 0 included): back to joint order.
+    local
+        ``(B, J, 3, 4)`` local frame ``[M_j | o_j]`` of every joint: its linear part (rotation, times scales as the
+        caller defines them) and its offset from the parent in the parent's frame; for a root, its world frame.
+    depth_order
+        ``(J,)`` joint indices sorted by level (the concatenated levels of :func:`tree_levels`).
+    spans
+        ``(start, end)`` of every level inside ``depth_order`` (level 0 first).
+    level_parents
+        For levels 1, 2, ... the position of each joint's parent inside the previous level (from
+        :func:`tree_levels`).
+    depth_inverse
+        ``(J,)`` argsort of ``depth_order``: back to joint order.
 
     Returns
     -------
-    A : (B, J, 3, 3)
-        Accumulated linear part of every joint frame.
-    pos : (B, J, 3)
-        Joint positions (model units, before placement).
+    torch.Tensor
+        ``(B, J, 3, 4)`` world frames ``[M | t]`` (model units, before placement).
     """
-    A_prev, p_prev = root_rot, root_pos
-    A_levels, p_levels = [A_prev], [p_prev]
-    for lv, parent in zip(levels, parent_local, strict=True):
-        A_par = A_prev[:, parent]
-        p_prev = p_prev[:, parent] + torch.einsum("bnij,bnj->bni", A_par, offsets[:, lv])
-        A_prev = A_par @ local_rot[:, lv]
-        A_levels.append(A_prev)
-        p_levels.append(p_prev)
-    A = torch.cat(A_levels, dim=1)[:, inverse_order]
-    pos = torch.cat(p_levels, dim=1)[:, inverse_order]
-    return A, pos
+    batch, J = local.shape[:2]
+    bottom = local.new_tensor([0.0, 0.0, 0.0, 1.0])
+    local4 = torch.cat([local, bottom.expand(batch, J, 1, 4)], dim=-2)  # (B, J, 4, 4)
+    local4 = local4.index_select(1, depth_order)
+    start, end = spans[0]
+    previous = local.index_select(1, depth_order[start:end])
+    blocks = [previous]
+    for (start, end), parents in zip(spans[1:], level_parents, strict=True):
+        previous = torch.matmul(previous.index_select(1, parents), local4[:, start:end])
+        blocks.append(previous)
+    world = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
+    return world.index_select(1, depth_inverse)
+
+
+class KinematicTree:
+    """Index tensors of a kinematic tree for :func:`compose_frames` (:func:`tree_levels` on ``parents``).
+
+    Attributes
+    ----------
+    depth_order, depth_inverse
+        ``(J,)`` int64: joints by level, and back.
+    spans
+        ``(start, end)`` of every level in ``depth_order``.
+    level_parents
+        Per level 1, 2, ...: parent positions in the previous level.
+    """
+
+    def __init__(self, parents: np.ndarray, device: str | torch.device | None = None) -> None:
+        levels, parent_positions = tree_levels(parents)
+        order = np.concatenate(levels)
+        self.depth_order = torch.as_tensor(order, device=device)
+        self.depth_inverse = torch.as_tensor(np.argsort(order), device=device)
+        ends = np.cumsum([lv.size for lv in levels])
+        self.spans = [(int(e - lv.size), int(e)) for lv, e in zip(levels, ends, strict=True)]
+        self.level_parents = [torch.as_tensor(p, device=device) for p in parent_positions[1:]]
+
+    @property
+    def levels(self) -> list[torch.Tensor]:
+        """Global joint indices of every level (level 0: the roots)."""
+        return [self.depth_order[start:end] for start, end in self.spans]
+
+    def compose(self, local: torch.Tensor) -> torch.Tensor:
+        """:func:`compose_frames` of ``local (B, J, 3, 4)`` on this tree."""
+        return compose_frames(local, self.depth_order, self.spans, self.level_parents, self.depth_inverse)
 
 
 #: Sign applied to ``betas_trans`` inside the kinematic chain (upstream flips the y axis).
@@ -146,15 +176,9 @@ class JointsModel:
             0 if shapedirs is None or np.asarray(shapedirs).size == 0 else np.asarray(shapedirs).shape[2]
         )
 
-        # Level bookkeeping: for every level the global joint indices and the position of each joint's parent
-        # inside the previous level's arrays.
-        levels, parent_positions = tree_levels(self.parents)
-        self._levels = [torch.as_tensor(lv, device=self.device) for lv in levels]
-        self._parent_local: list[torch.Tensor | None] = [None]  # the roots have no parent level
-        self._parent_local += [torch.as_tensor(pos, device=self.device) for pos in parent_positions[1:]]
-        order = np.concatenate(levels)
-        self._inverse_order = torch.as_tensor(np.argsort(order), device=self.device)
+        self._tree = KinematicTree(self.parents, device=self.device)
         self._parents_t = torch.as_tensor(np.maximum(self.parents, 0), device=self.device)
+        self._nonroot = torch.as_tensor((self.parents >= 0).astype(np.float64)[:, None], **kw)  # (J, 1)
         self._trans_sign = torch.as_tensor(BETAS_TRANS_SIGN, **kw)
 
         if not self.static:
@@ -231,23 +255,15 @@ class JointsModel:
         B = rotmats.shape[0]
         if rest_joints.dim() == 2:
             rest_joints = rest_joints.unsqueeze(0).expand(B, -1, -1)
-        offsets = rest_joints - rest_joints[:, self._parents_t]  # (B, J, 3); root row unused
+        # offsets from the parents; a root's "offset" is its rest position (its world frame)
+        offsets = rest_joints - rest_joints[:, self._parents_t] * self._nonroot
         if betas_trans is not None:
-            offsets = offsets + (betas_trans * self._trans_sign).expand(B, -1, -1)
+            offsets = offsets + (betas_trans * self._trans_sign * self._nonroot).expand(B, -1, -1)
         local = rotmats
-        if log_beta_scales is not None:
-            local = rotmats * torch.exp(log_beta_scales).expand(B, -1, -1).unsqueeze(-2)  # R_i · diag(s_i)
-        root = self._levels[0]
-        # the root's own scale is never applied (upstream semantics)
-        return chain_levels(
-            rotmats[:, root],
-            rest_joints[:, root],
-            local,
-            offsets,
-            self._levels[1:],
-            self._parent_local[1:],
-            self._inverse_order,
-        )
+        if log_beta_scales is not None:  # R_i · diag(s_i); the root's own scale is never applied (upstream)
+            local = rotmats * torch.exp(log_beta_scales * self._nonroot).expand(B, -1, -1).unsqueeze(-2)
+        world = self._tree.compose(torch.cat([local, offsets.unsqueeze(-1)], dim=-1))
+        return world[..., :3], world[..., 3]
 
     def __call__(
         self,

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from napari_smil_mv.body._sparse_ops import blend_skinning, skinning_blocks, sparse_mm
-from napari_smil_mv.body.kinematics import chain_levels, tree_levels
+from napari_smil_mv.body.kinematics import compose_frames, tree_levels
 from napari_smil_mv.body.model_file import SMILModelData
 from napari_smil_mv.body.rotations import axis_angle_to_matrix, rotation_6d_to_matrix
 
@@ -262,13 +262,9 @@ class SMILModel(nn.Module):
         offset = rest - parent_rest
         if offsets is not None:
             offset = offset + offsets * self.offset_sign
-        root = self.depth_order[self._levels[0][0] : self._levels[0][1]]
-        levels = [self.depth_order[start:end] for start, end in self._levels[1:]]
+        top = torch.cat([local_rot, offset.unsqueeze(-1)], dim=-1)  # (B, J, 3, 4)
         parents = [getattr(self, f"level_parent_{i}") for i in range(1, len(self._levels))]
-        A, pos = chain_levels(
-            local_rot[:, root], rest[:, root], local_rot, offset, levels, parents, self.depth_inverse
-        )
-        return torch.cat([A, pos.unsqueeze(-1)], dim=-1)
+        return compose_frames(top, self.depth_order, self._levels, parents, self.depth_inverse)
 
     def forward(
         self,

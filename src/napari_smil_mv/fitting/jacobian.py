@@ -201,8 +201,8 @@ class JacobianEvaluator:
         contrib = torch.einsum("tjab,jbn->tjan", P, d_off)
         contrib = torch.where(self.roots[None, :, None, None], d_rest[None].expand_as(contrib), contrib)
         d_pos = torch.zeros_like(contrib)
-        for lv, par in zip(m._levels, m._parent_local, strict=True):
-            if par is None:
+        for depth, lv in enumerate(m._tree.levels):
+            if depth == 0:  # the roots
                 d_pos[:, lv] = contrib[:, lv]
             else:
                 d_pos[:, lv] = d_pos[:, self.parent_idx[lv]] + contrib[:, lv]
