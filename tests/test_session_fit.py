@@ -94,3 +94,21 @@ def test_prepare_and_iterate(session):
     assert prov["producer"] == "test" and prov["command"] == "unit" and prov["frames"] == "1:"
     assert prov["excluded_cameras"] == ["cam2"] and prov["joint_map"].endswith(JOINT_LOOKUP_CSV)
     assert np.isfinite(result.reprojection_median())
+
+
+def test_drain_and_relay():
+    from napari_smil_mv.utils.events import drain, relay
+
+    def job():
+        yield from range(4)
+        return "done"
+
+    seen: list[int] = []
+    assert drain(job(), seen.append) == "done" and seen == [0, 1, 2, 3]
+    assert drain(job()) == "done"
+
+    def outer():
+        result = yield from relay(job(), lambda i: f"e{i}" if i % 2 else None)
+        return result.upper()
+
+    assert drain(outer(), seen.append) == "DONE" and seen[4:] == ["e1", "e3"]

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_smil_mv.fitting.session_fit import iter_session_fit, prepare_session_fit
     from napari_smil_mv.results import write_results
     from napari_smil_mv.sessions import load_session
+    from napari_smil_mv.utils.events import drain
 
     def say(line: str) -> None:
         if not args.quiet:
@@ -115,21 +116,17 @@ def run(args: argparse.Namespace) -> int:
     )
 
     t0 = time.perf_counter()
-    events = iter_session_fit(
-        job, config, device=device, provenance={"command": "napari-smil-mv fit", "frames": args.frames}
-    )
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as stop:
-            result, results = stop.value
-            break
+
+    def report(event) -> None:
         last_of_stage = event.iteration == event.total or event.message.endswith("(converged)")
         if event.stage == "init" or event.stage == "done" or last_of_stage:
             say(f"[{event.elapsed_s:6.2f} s] {event.message}")
         elif not args.quiet and event.iteration % (config.report_every * 5) == 0:
             terms = ", ".join(f"{k} {v:.3g}" for k, v in event.loss_terms.items() if k != "total")
             say(f"[{event.elapsed_s:6.2f} s] {event.message} ({terms})")
+
+    provenance = {"command": "napari-smil-mv fit", "frames": args.frames}
+    result, results = drain(iter_session_fit(job, config, device=device, provenance=provenance), report)
     write_results(results, output, overwrite=args.overwrite)
     print(result.summary())
     print(f"wrote {output} ({results.n_frames} frames, {time.perf_counter() - t0:.1f} s)")

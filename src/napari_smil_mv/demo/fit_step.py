@@ -118,6 +118,7 @@ def iter_fit_demo(
     from napari_smil_mv.fitting.session_fit import iter_session_fit, prepare_session_fit
     from napari_smil_mv.results import evaluate, write_results
     from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, load_session
+    from napari_smil_mv.utils.events import relay
 
     lo, hi = progress
 
@@ -135,17 +136,15 @@ def iter_fit_demo(
         session = load_session(session_dir)
     job = prepare_session_fit(session, None, session_dir / JOINT_LOOKUP_CSV)
     model = job.model
-    events = iter_session_fit(
-        job, FitConfig(), producer="napari-smil-mv demo", provenance={"command": "napari-smil-mv demo"}
-    )
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as stop:
-            result, results = stop.value
-            break
+
+    def progress_event(event) -> DemoEvent | None:
         if event.stage == "init" or event.stage == "done" or event.iteration == event.total:
-            yield DemoEvent("fit", event.message, at(0.45 + 0.4 * event.progress))
+            return DemoEvent("fit", event.message, at(0.45 + 0.4 * event.progress))
+        return None
+
+    provenance = {"command": "napari-smil-mv demo"}
+    events = iter_session_fit(job, FitConfig(), producer="napari-smil-mv demo", provenance=provenance)
+    result, results = yield from relay(events, progress_event)
     write_results(results, outdir / "fit.smilmv.h5", overwrite=True)
     yield DemoEvent(
         "fit", f"fit {result.elapsed_s:.1f} s, {len(results.camera_names)} cameras -> fit.smilmv.h5", at(0.87)
