@@ -7,6 +7,15 @@ from pathlib import Path
 
 import pytest
 
+#: Fixtures as plugins (tests/fixtures/*.py): available to every test module without an import.
+pytest_plugins = [
+    "fixtures.body",
+    "fixtures.dataset",
+    "fixtures.fitting",
+    "fixtures.training",
+    "fixtures.viewer",
+]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

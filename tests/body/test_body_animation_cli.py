@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from _body_fixtures import golden, shared_model, tiny_model_dict
+from fixtures.body import golden, shared_model, tiny_model_dict
 from napari_smil_mv.body import SMILModel, save_smil_model, smil_model_from_dict
 from napari_smil_mv.body.animation import evaluate_animation, load_animation, write_animation_npz
 from napari_smil_mv.cli import main

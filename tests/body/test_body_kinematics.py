@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from _body_fixtures import MODEL_NAMES, shared_model, tiny_model_dict
+from fixtures.body import MODEL_NAMES, shared_model, tiny_model_dict
 from napari_smil_mv.body import SMILModel, load_smil_model, smil_model_from_dict
 from napari_smil_mv.body.kinematics import JointsModel, KinematicTree, compose_frames, tree_levels
 from napari_smil_mv.body.rotations import axis_angle_to_matrix

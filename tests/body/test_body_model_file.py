@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from _body_fixtures import MODEL_NAMES, random_params, shared_model, tiny_model_dict
+from fixtures.body import MODEL_NAMES, random_params, shared_model, tiny_model_dict
 from napari_smil_mv.body import SMILModel, load_smil_model, save_smil_model, smil_model_from_dict
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from _body_fixtures import MODEL_NAMES, golden, random_params, shared_model, tiny_model_dict
+from fixtures.body import MODEL_NAMES, golden, random_params, shared_model, tiny_model_dict
 from napari_smil_mv.body import (
     SMILModel,
     load_smil_model,

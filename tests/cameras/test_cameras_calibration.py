@@ -7,7 +7,7 @@ import pytest
 
 from napari_smil_mv.cameras import Camera, CameraRig, load_calibration, ring_of_cameras, save_calibration
 
-SHARED = Path(__file__).parents[1].parent / "shared"
+SHARED = Path(__file__).parents[2].parent / "shared"
 SLEAP_ANIPOSE = SHARED / "external/sleap-anipose/minimal_session/calibration.toml"
 SLEAP_MULTIVIEW = SHARED / "external/sleap-multiview/cameras/minimal_session/calibration.toml"
 

@@ -11,7 +11,7 @@ import pytest
 
 from napari_smil_mv.cameras import load_calibration, reprojection_errors, ring_of_cameras, triangulate
 
-SHARED = Path(__file__).parents[1].parent / "shared"
+SHARED = Path(__file__).parents[2].parent / "shared"
 SESSION = SHARED / "external/sleap-anipose/minimal_session"
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from _dataset_fixtures import fresh_dir, synthetic_session
 from napari_smil_mv.cli import main
 from napari_smil_mv.dataset import read_dataset_info
 
 
-def test_cli_preprocess(capsys):
+def test_cli_preprocess(fresh_dir, synthetic_session, capsys):
     session = synthetic_session()
     out = fresh_dir("cli") / "train.smilmv-dataset.h5"
     args = [
@@ -37,7 +36,7 @@ def test_cli_preprocess(capsys):
     assert read_dataset_info(out).attrs["min_views_per_sample"] == 3
 
 
-def test_cli_bad_input_is_one_line(capsys):
+def test_cli_bad_input_is_one_line(fresh_dir, synthetic_session, capsys):
     out = fresh_dir("cli_bad") / "d.h5"
     rc = main(
         ["preprocess", str(synthetic_session()), "-o", str(out), "--joint-map", str(out.parent / "none.csv")]

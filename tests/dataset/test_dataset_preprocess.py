@@ -9,13 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from _dataset_fixtures import (
-    fresh_dir,
-    preprocess_real_mouse_session,
-    shared_path,
-    synthetic_dataset,
-    synthetic_session,
-)
+from fixtures.dataset import shared_path
 from napari_smil_mv.dataset import (
     PreprocessOptions,
     iter_preprocess,
@@ -30,7 +24,7 @@ KP = "multiview_keypoints"
 
 
 @pytest.mark.parametrize("mode", ["default", "centred", "bbox_crop"])
-def test_layout_and_reprojection_synthetic(mode):
+def test_layout_and_reprojection_synthetic(synthetic_dataset, mode):
     path = synthetic_dataset(crop_mode=mode, size=64)
     assert sniff_dataset(path)
     info = read_dataset_info(path)
@@ -70,7 +64,7 @@ def test_layout_and_reprojection_synthetic(mode):
     assert finite.max() < 0.5  # K [R | t] maps the stored 3D points onto the stored 2D keypoints (px)
 
 
-def _session_with_gaps():
+def _session_with_gaps(synthetic_session):
     """The synthetic session with camera cam3 blind on frames 0-2 and cam2 blind on frame 1."""
     s = load_session(synthetic_session())
     for cam, frames in (("cam3", [0, 1, 2]), ("cam2", [1])):
@@ -80,9 +74,11 @@ def _session_with_gaps():
     return s
 
 
-def test_min_views_frame_skip_max_frames():
+def test_min_views_frame_skip_max_frames(synthetic_session, fresh_dir):
     out = fresh_dir("views") / "d.h5"
-    stats = preprocess(_session_with_gaps(), out, options=PreprocessOptions(image_size=32, min_views=2))
+    stats = preprocess(
+        _session_with_gaps(synthetic_session), out, options=PreprocessOptions(image_size=32, min_views=2)
+    )
     with h5py.File(out) as h5:
         nv = h5["auxiliary/num_views"][()]
         frames = h5["auxiliary/frame_idx"][()]
@@ -95,7 +91,7 @@ def test_min_views_frame_skip_max_frames():
     assert stats["frames_below_min_views"] == 1 and stats["processed_samples"] == 7
     out2 = fresh_dir("skip") / "d.h5"
     preprocess(
-        _session_with_gaps(),
+        _session_with_gaps(synthetic_session),
         out2,
         options=PreprocessOptions(image_size=32, min_views=3, frame_skip=2, max_frames_per_session=2),
     )
@@ -105,7 +101,7 @@ def test_min_views_frame_skip_max_frames():
         assert h5["metadata"].attrs["max_views"] == 3
 
 
-def test_3d_outliers_and_missing_joints():
+def test_3d_outliers_and_missing_joints(fresh_dir, synthetic_session):
     s = load_session(synthetic_session())
     jm = JointMap.read(synthetic_session() / "joint_lookup.csv")
     node = s.skeleton.nodes.index(jm.pairs[0][0])
@@ -127,7 +123,7 @@ def test_3d_outliers_and_missing_joints():
     assert not np.all(valid == 0)
 
 
-def test_existing_output_is_never_overwritten():
+def test_existing_output_is_never_overwritten(fresh_dir, synthetic_session):
     out = fresh_dir("exists") / "d.h5"
     out.write_bytes(b"user data")
     with pytest.raises(FileExistsError, match="--overwrite"):
@@ -145,7 +141,7 @@ def _read_all(path):
     return out, attrs
 
 
-def test_interrupt_and_resume_gives_the_same_file():
+def test_interrupt_and_resume_gives_the_same_file(fresh_dir, synthetic_session):
     opt = PreprocessOptions(image_size=32, crop_mode="bbox_crop", chunk_size=2)
     ref = fresh_dir("ref") / "d.h5"
     preprocess(synthetic_session(), ref, options=opt)
@@ -180,7 +176,7 @@ def test_interrupt_and_resume_gives_the_same_file():
     assert attrs_a["summary"] == attrs_b["summary"]
 
 
-def test_cancel_event_and_restart():
+def test_cancel_event_and_restart(fresh_dir, synthetic_session):
     out = fresh_dir("cancel") / "d.h5"
     cancel = threading.Event()
     events = []
@@ -200,7 +196,7 @@ def test_cancel_event_and_restart():
     assert "resume" not in stages and stages[-1] == "done"
 
 
-def test_errors_name_the_problem():
+def test_errors_name_the_problem(fresh_dir, synthetic_session):
     out = fresh_dir("err") / "d.h5"
     with pytest.raises(ValueError, match="no skeleton node maps"):
         preprocess(synthetic_session(), out, joint_map=JointMap([("nope", "nothing")]))
@@ -211,7 +207,7 @@ def test_errors_name_the_problem():
     assert not out.exists()
 
 
-def test_two_sessions_canonical_order_and_units():
+def test_two_sessions_canonical_order_and_units(fresh_dir, synthetic_session):
     a = load_session(synthetic_session("a", n_cameras=3, n_frames=4))
     b = load_session(synthetic_session("b", n_cameras=2, n_frames=4, seed=1))
     out = fresh_dir("two") / "d.h5"
@@ -234,7 +230,7 @@ def test_two_sessions_canonical_order_and_units():
         preprocess([a, b], fresh_dir("two_u") / "d.h5", options=PreprocessOptions(image_size=32))
 
 
-def test_real_minimal_session_reprojection():
+def test_real_minimal_session_reprojection(preprocess_real_mouse_session):
     """The sleap-anipose mouse session: 4 cameras, side camera calibrated as a copy of top (large error)."""
     out, stats = preprocess_real_mouse_session("real", image_size=64, max_frames_per_session=4, frame_skip=30)
     assert stats["processed_samples"] == 4
@@ -245,7 +241,7 @@ def test_real_minimal_session_reprojection():
     assert per_cam["side"]["median"] > 3 * max(per_cam[c]["median"] for c in ("back", "mid", "top"))
 
 
-def test_real_two_animal_slp_session():
+def test_real_two_animal_slp_session(fresh_dir):
     slp = shared_path(
         "external", "sleap-multiview", "cameras", "minimal_session", "min_session_frame_groups.slp"
     )

@@ -6,12 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
-from _dataset_fixtures import fresh_dir, synthetic_dataset
 from napari_smil_mv.dataset import read_dataset_info
 from napari_smil_mv.dataset.reader import DatasetFile
 
 
-def test_accessors_match_the_raw_layout():
+def test_accessors_match_the_raw_layout(synthetic_dataset):
     path = synthetic_dataset()
     with DatasetFile(path) as ds, h5py.File(path, "r") as raw:
         kp = raw["multiview_keypoints"]
@@ -58,7 +57,7 @@ def test_defaults_when_arrays_are_absent(tmp_path):
         assert ds.cameras() is None
 
 
-def test_bad_files_are_named(tmp_path):
+def test_bad_files_are_named(fresh_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset file not found"):
         DatasetFile(tmp_path / "missing.h5")
     text = tmp_path / "text.h5"

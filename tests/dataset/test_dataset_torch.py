@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from _dataset_fixtures import fresh_dir, synthetic_dataset, synthetic_session
 from napari_smil_mv.dataset import (
     AugmentationConfig,
     MultiViewDataset,
@@ -43,7 +42,7 @@ def _projection_error(x, y):
     return float(np.max(np.linalg.norm(proj - px, axis=-1)[ok]))
 
 
-def test_item_structure_and_shapes():
+def test_item_structure_and_shapes(synthetic_dataset):
     path = synthetic_dataset()
     ds = MultiViewDataset(path, seed=0)
     j = read_dataset_info(path).n_joints
@@ -94,7 +93,7 @@ def _check_views_follow_cameras(path, x, y, i):
         np.testing.assert_array_equal(y["keypoints_2d"][v], kp[stored_idx.index(ci)])
 
 
-def test_more_views_than_requested_subset_and_permutation():
+def test_more_views_than_requested_subset_and_permutation(synthetic_dataset):
     path = synthetic_dataset()
     ds = MultiViewDataset(path, num_views_to_use=2, seed=3)
     seen = set()
@@ -121,7 +120,7 @@ def test_more_views_than_requested_subset_and_permutation():
     assert a[0] == a[1]
 
 
-def test_set_sample_seed_fixes_an_items_draws_regardless_of_history():
+def test_set_sample_seed_fixes_an_items_draws_regardless_of_history(synthetic_dataset):
     path = synthetic_dataset()
     ds = MultiViewDataset(path, num_views_to_use=2, permute_views=True, augment=True)
     draws = {}
@@ -143,7 +142,7 @@ def test_set_sample_seed_fixes_an_items_draws_regardless_of_history():
     assert "sample_index" not in multiview_collate([(x, y)])[0]
 
 
-def test_fewer_views_than_requested_no_padding_and_collate():
+def test_fewer_views_than_requested_no_padding_and_collate(fresh_dir, synthetic_session):
     s = load_session(synthetic_session())
     s.views["cam3"].visible[:3] = False
     s.views["cam3"].keypoints[:3] = np.nan
@@ -169,7 +168,7 @@ def test_fewer_views_than_requested_no_padding_and_collate():
     assert sum(b[0]["images"].shape[0] for b in batches) == len(ds)
 
 
-def test_single_view_modes():
+def test_single_view_modes(synthetic_dataset):
     path = synthetic_dataset()
     ds = MultiViewDataset(path, return_single_view=True, preferred_view="cam2")
     x, y = ds[0]
@@ -185,7 +184,7 @@ def test_single_view_modes():
     assert [ex[k][0]["camera_names"][0] for k in range(3)] == ["cam1", "cam2", "cam3"]
 
 
-def test_augmentation_photometric_shared_and_zoom_keeps_geometry():
+def test_augmentation_photometric_shared_and_zoom_keeps_geometry(synthetic_dataset):
     path = synthetic_dataset()
     plain = MultiViewDataset(path, seed=0)[0]
     cfg = AugmentationConfig(noise_std=0.0, blur_prob=0.0, erase_prob=0.0)
@@ -203,7 +202,7 @@ def test_augmentation_photometric_shared_and_zoom_keeps_geometry():
     assert yz["keypoint_visibility"].sum() <= plain[1]["keypoint_visibility"].sum()
 
 
-def test_splits_never_mix_neighbouring_frames():
+def test_splits_never_mix_neighbouring_frames(synthetic_dataset):
     names = ["a"] * 100 + ["b"] * 100 + ["c"] * 50
     frames = list(range(100)) * 2 + list(range(50))
     by_s = split_samples(names, frames, by="session", seed=0)
@@ -276,7 +275,7 @@ def _reference_file(path, n=3, v=3, j=5, size=32):
         m["crop_mode"], m["n_joints"] = "centred", j
 
 
-def test_reads_a_reference_tool_file():
+def test_reads_a_reference_tool_file(fresh_dir):
     path = fresh_dir("ref") / "smilify.h5"
     _reference_file(path)
     assert sniff_dataset(path)

@@ -91,7 +91,7 @@ def test_real_session_fit(shared, tmp_path, capsys):
     model = shared("models", "SMILy_Mouse_static_joints.pkl")
     from pathlib import Path
 
-    joint_map = Path(__file__).resolve().parents[1] / "examples" / "minimal_session_mouse_joint_lookup.csv"
+    joint_map = Path(__file__).resolve().parents[2] / "examples" / "minimal_session_mouse_joint_lookup.csv"
     out = tmp_path / "mouse.smilmv.h5"
     assert (
         main(

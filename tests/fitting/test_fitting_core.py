@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from _body_fixtures import golden, shared_model
+from fixtures.body import golden, shared_model
 from napari_smil_mv.body import SMILModel, axis_angle_to_matrix, load_smil_model
 from napari_smil_mv.cameras import ring_of_cameras, triangulate
 from napari_smil_mv.fitting import (

@@ -109,7 +109,7 @@ def test_banded_arrow_solver_matches_dense(T, P, S, banded):
 @pytest.fixture(scope="module")
 def lm_problem():
     """A small noisy clip set up for one LM stage (the fit's own initialisation)."""
-    from _fitting_fixtures import synthetic_clip
+    from fixtures.fitting import synthetic_clip
     from napari_smil_mv.fitting.optimise import _initialise
     from napari_smil_mv.fitting.params import check_init_params
     from napari_smil_mv.fitting.problem import Problem

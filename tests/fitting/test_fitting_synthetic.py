@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from _fitting_fixtures import synthetic_clip
+from fixtures.fitting import synthetic_clip
 from napari_smil_mv.cameras import Camera, CameraRig
 from napari_smil_mv.fitting import FitConfig, FitData, FitEvent, StageConfig, fit, fit_iter
 

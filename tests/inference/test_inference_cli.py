@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 
-from _training_fixtures import TINY_MODEL, fresh_dir, synthetic_dataset, synthetic_session, trained_checkpoint
+from fixtures.training import TINY_MODEL
 from napari_smil_mv.cli import main
 from napari_smil_mv.results import read_results
 
 
-def test_train_command_with_overrides_print_config_and_resume(capsys, tmp_path):
+def test_train_command_with_overrides_print_config_and_resume(fresh_dir, synthetic_dataset, capsys, tmp_path):
     out = fresh_dir("cli_train")
     sets = [f"--set=model.{k}={json.dumps(v)}" for k, v in TINY_MODEL.items()]
     args = [
@@ -41,7 +41,9 @@ def test_train_command_with_overrides_print_config_and_resume(capsys, tmp_path):
     assert main(["train", "--dataset", "x.h5", "--set", "optim.lr"]) == 2
 
 
-def test_infer_command_on_dataset_and_session_with_exports(capsys, tmp_path):
+def test_infer_command_on_dataset_and_session_with_exports(
+    synthetic_dataset, synthetic_session, trained_checkpoint, capsys, tmp_path
+):
     ckpt = str(trained_checkpoint())
     out = tmp_path / "pred.smilmv.h5"
     assert main(["infer", "--checkpoint", ckpt, "--dataset", str(synthetic_dataset()), "-o", str(out)]) == 0

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from _training_fixtures import fresh_dir
 from napari_smil_mv.demo.network_step import DEMO_NETWORK_FILES, iter_network_demo
 
 
-def test_network_demo_writes_everything_and_refinement_helps():
+def test_network_demo_writes_everything_and_refinement_helps(fresh_dir):
     out = fresh_dir("demo_net")
     gen = iter_network_demo(
         out, epochs=2, session_kwargs=dict(n_cameras=3, n_frames=20, image_size=(160, 120))

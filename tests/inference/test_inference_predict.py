@@ -7,13 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from _training_fixtures import (
-    fresh_dir,
-    synthetic_dataset,
-    synthetic_session,
-    tiny_config,
-    trained_checkpoint,
-)
 from napari_smil_mv.body import load_smil_model
 from napari_smil_mv.dataset import MultiViewDataset
 from napari_smil_mv.inference import Predictor, infer, infer_dataset_iter, infer_session_iter, refine_results
@@ -23,7 +16,7 @@ from napari_smil_mv.training.checkpoint import resolve_body_model, save_checkpoi
 from napari_smil_mv.training.data import split_indices
 
 
-def _val_indices() -> np.ndarray:
+def _val_indices(tiny_config, fresh_dir, synthetic_dataset) -> np.ndarray:
     cfg = TrainConfig.from_dict(tiny_config(fresh_dir("cfg")))
     ds = MultiViewDataset(synthetic_dataset())
     _, val = split_indices(cfg.data, ds)
@@ -31,10 +24,16 @@ def _val_indices() -> np.ndarray:
     return val
 
 
-def test_dataset_inference_evaluates_to_the_validation_metrics(tmp_path):
+def test_dataset_inference_evaluates_to_the_validation_metrics(
+    fresh_dir, tiny_config, synthetic_dataset, trained_checkpoint, tmp_path
+):
     ckpt = trained_checkpoint()
     metrics = read_checkpoint(ckpt)["history"][-1]["metrics"]
-    events = list(infer_dataset_iter(ckpt, synthetic_dataset(), indices=_val_indices()))
+    events = list(
+        infer_dataset_iter(
+            ckpt, synthetic_dataset(), indices=_val_indices(tiny_config, fresh_dir, synthetic_dataset)
+        )
+    )
     assert [e.stage for e in events][0] == "load" and events[-1].stage == "done"
     (res,) = events[-1].results
     assert res.units == "mm" and res.camera_names == ["cam1", "cam2", "cam3"] and res.n_frames == 2
@@ -58,7 +57,9 @@ def test_dataset_inference_evaluates_to_the_validation_metrics(tmp_path):
     assert np.allclose(out.joints.numpy(), back.joints_3d, atol=1e-3)
 
 
-def test_session_inference_without_a_dataset_matches_dataset_inference():
+def test_session_inference_without_a_dataset_matches_dataset_inference(
+    synthetic_dataset, synthetic_session, trained_checkpoint
+):
     ckpt = trained_checkpoint()
     pr = Predictor(ckpt)
     (from_ds,) = infer(pr, synthetic_dataset())
@@ -74,7 +75,7 @@ def test_session_inference_without_a_dataset_matches_dataset_inference():
     assert list(sub.frame_indices) == list(from_ds.frame_indices[2:5])
 
 
-def test_refinement_by_the_fitter_lowers_the_reprojection_error():
+def test_refinement_by_the_fitter_lowers_the_reprojection_error(synthetic_dataset, trained_checkpoint):
     pr = Predictor(trained_checkpoint())
     (raw,) = infer(pr, synthetic_dataset())
     from napari_smil_mv.fitting import FitConfig
@@ -86,7 +87,7 @@ def test_refinement_by_the_fitter_lowers_the_reprojection_error():
     assert evaluate(refined)["reprojection_px_median"] < evaluate(raw)["reprojection_px_median"]
 
 
-def test_checkpoint_checks(tmp_path):
+def test_checkpoint_checks(trained_checkpoint, tmp_path):
     ckpt = trained_checkpoint()
     with pytest.raises(ValueError, match="not a napari-smil-mv network checkpoint"):
         torch.save({"a": 1}, tmp_path / "x.pt")

@@ -6,7 +6,6 @@ import h5py
 import numpy as np
 import pytest
 
-from _dataset_fixtures import fresh_dir, synthetic_dataset, synthetic_session
 from napari_smil_mv.napari.dataset_browser import (
     dataset_layer_data,
     get_dataset_reader,
@@ -15,7 +14,7 @@ from napari_smil_mv.napari.dataset_browser import (
 )
 
 
-def test_reader_sniffs_and_returns_none_fast():
+def test_reader_sniffs_and_returns_none_fast(fresh_dir, synthetic_dataset, synthetic_session):
     path = synthetic_dataset()
     assert get_dataset_reader(str(path)) is read_dataset and get_dataset_reader([path]) is read_dataset
     plain = fresh_dir("plain") / "other.h5"
@@ -36,7 +35,7 @@ def test_reader_sniffs_and_returns_none_fast():
     assert len(layers) == 3 * 3 + 1 and layers[-1][1]["name"] == "camera names"
 
 
-def test_overview_and_layers():
+def test_overview_and_layers(synthetic_dataset):
     path = synthetic_dataset()
     ov = load_overview(path)
     assert ov.cameras == ["cam1", "cam2", "cam3"] and ov.view_histogram() == {1: 0, 2: 0, 3: 8}
@@ -59,7 +58,7 @@ def test_overview_and_layers():
 
 
 @pytest.mark.gui
-def test_browser_widget(make_napari_viewer, qtbot):
+def test_browser_widget(synthetic_dataset, make_napari_viewer, qtbot):
     from napari_smil_mv.napari.dataset_browser_widget import DatasetBrowser
 
     viewer = make_napari_viewer()
@@ -79,7 +78,7 @@ def test_browser_widget(make_napari_viewer, qtbot):
 
 
 @pytest.mark.gui
-def test_preprocess_widget_runs_cancels_and_opens(make_napari_viewer, qtbot):
+def test_preprocess_widget_runs_cancels_and_opens(fresh_dir, synthetic_session, make_napari_viewer, qtbot):
     from napari_smil_mv.napari.preprocess_widget import PreprocessWidget
 
     viewer = make_napari_viewer()

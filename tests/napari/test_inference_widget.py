@@ -6,8 +6,7 @@ import warnings
 
 import pytest
 
-from _napari_fixtures import hidden_viewer
-from _training_fixtures import synthetic_dataset, synthetic_session, trained_checkpoint
+from fixtures.viewer import hidden_viewer
 
 
 @pytest.fixture
@@ -17,7 +16,9 @@ def viewer(qapp):
 
 
 @pytest.mark.gui
-def test_infer_widget_on_the_shown_session_and_a_dataset(viewer, qtbot, tmp_path):
+def test_infer_widget_on_the_shown_session_and_a_dataset(
+    synthetic_dataset, synthetic_session, trained_checkpoint, viewer, qtbot, tmp_path
+):
     from napari_smil_mv import api
     from napari_smil_mv.napari.infer_widget import SOURCES, InferWidget
     from napari_smil_mv.results import read_results

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from _napari_fixtures import hidden_viewer
+from fixtures.viewer import hidden_viewer
 
 pytestmark = pytest.mark.gui
 

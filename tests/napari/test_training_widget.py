@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _napari_fixtures import hidden_viewer
-from _training_fixtures import fresh_dir, tiny_config
+from fixtures.viewer import hidden_viewer
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def test_sample_mosaic_places_keypoints_in_their_view():
 
 
 @pytest.mark.gui
-def test_train_widget_start_stop_resume(viewer, qtbot):
+def test_train_widget_start_stop_resume(fresh_dir, tiny_config, viewer, qtbot):
     from napari_smil_mv.napari.train_widget import SAMPLE_LAYERS, TrainWidget
 
     out = fresh_dir("widget")

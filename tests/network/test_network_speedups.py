@@ -14,7 +14,7 @@ from napari_smil_mv.network import body_joints
 from napari_smil_mv.network.blocks import CrossViewAttention, DecoderLayer
 from napari_smil_mv.network.multiview_net import _joints_model
 
-MODELS = Path(__file__).parents[1].parent / "shared" / "models"
+MODELS = Path(__file__).parents[2].parent / "shared" / "models"
 
 
 def _reference_decoder(layer: DecoderLayer, q, ctx, pad):

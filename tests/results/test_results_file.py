@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from _fitting_fixtures import synthetic_clip
+from fixtures.fitting import synthetic_clip
 from napari_smil_mv.body import SMILModel
 from napari_smil_mv.body.animation import load_animation
 from napari_smil_mv.fitting import FitConfig, StageConfig, fit

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from _dataset_fixtures import synthetic_dataset
 from napari_smil_mv.dataset import MultiViewDataset
 from napari_smil_mv.training import (
     TrainConfig,
@@ -105,7 +104,7 @@ def test_config_files_defaults_validation_and_curriculum(tmp_path):
         load_config(tmp_path / "broken.toml")
 
 
-def test_validation_metrics_are_zero_for_the_reference_3d_points():
+def test_validation_metrics_are_zero_for_the_reference_3d_points(synthetic_dataset):
     """The stored 3D points projected through the original cameras land on the annotations mapped back from the
     crops (the synthetic session is noise-free), so the metric pipeline has no offset."""
     p = synthetic_dataset()

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from _training_fixtures import fresh_dir, tiny_config
 from napari_smil_mv.training import read_checkpoint, train, train_iter
 
 
-def test_run_yields_events_and_writes_checkpoints():
+def test_run_yields_events_and_writes_checkpoints(fresh_dir, tiny_config):
     out = fresh_dir("run")
     events = list(train_iter(tiny_config(out)))
     kinds = [e.kind for e in events]
@@ -47,7 +46,7 @@ def test_run_yields_events_and_writes_checkpoints():
     )  # ~60 mm per model unit in metres, estimated from the 3D points
 
 
-def test_training_fits_a_few_samples():
+def test_training_fits_a_few_samples(fresh_dir, tiny_config):
     out = fresh_dir("overfit")
     cfg = tiny_config(
         out,
@@ -66,7 +65,7 @@ def _states_equal(a: dict, b: dict) -> bool:
     return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_is_exact_also_in_the_middle_of_an_epoch():
+def test_resume_is_exact_also_in_the_middle_of_an_epoch(fresh_dir, tiny_config):
     overrides = dict(
         epochs=2,
         n_samples=0,
@@ -95,13 +94,13 @@ def test_resume_is_exact_also_in_the_middle_of_an_epoch():
     assert sa["history"][-1]["metrics"]["px_median"] == sb["history"][-1]["metrics"]["px_median"]
 
 
-def test_bf16_autocast_step_on_cpu():
+def test_bf16_autocast_step_on_cpu(fresh_dir, tiny_config):
     out = fresh_dir("bf16")
     last = train(tiny_config(out, epochs=1, amp="bf16", max_steps_per_epoch=1, n_samples=0))
     assert last.kind == "done" and np.isfinite(last.history[0]["train"]["total"])
 
 
-def test_ddp_two_cpu_processes_with_torchrun():
+def test_ddp_two_cpu_processes_with_torchrun(fresh_dir, tiny_config):
     out = fresh_dir("ddp")
     cfg = tiny_config(out, epochs=1, max_steps_per_epoch=2, n_samples=0, log_every=1)
     (out / "cfg.json").write_text(json.dumps(cfg))
@@ -126,7 +125,7 @@ def test_ddp_two_cpu_processes_with_torchrun():
     assert history[0]["metrics"]["n_samples"] == 2  # validation gathered from both processes
 
 
-def test_clear_errors():
+def test_clear_errors(fresh_dir, tiny_config):
     out = fresh_dir("errors")
     with pytest.raises(FileNotFoundError, match="nope.h5"):
         train(tiny_config(out, data={"dataset": str(out / "nope.h5")}))

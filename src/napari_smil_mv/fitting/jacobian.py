@@ -18,7 +18,7 @@ below one joint, so all derivatives share ``H_ki = Σ_{j ∈ sub(i)} G_kj − p_
 * translation: the identity; log mesh scale: ``s · (j_k − j_0)``.
 
 Everything is evaluated batched over frames (no autograd), in the dtype of the given JointsModel (float64 for
-the Levenberg-Marquardt stage). The test ``tests/test_fitting_lm.py`` checks every block against autograd.
+the Levenberg-Marquardt stage). The test ``tests/fitting/test_fitting_lm.py`` checks every block against autograd.
 """
 
 from __future__ import annotations
