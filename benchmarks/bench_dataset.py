@@ -32,7 +32,7 @@ NEEDED_SPS = 8 / 0.86
 
 def _make_dataset(out: Path, size: int) -> Path:
     from napari_smil_mv.dataset import PreprocessOptions, preprocess
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
     warnings.simplefilter("ignore")
     if SESSION.exists():

@@ -37,7 +37,6 @@ TARGET_S = 3.0
 def _measure(variant: str, path: str) -> dict:
     """One measurement in this process (called in a child process)."""
     import napari
-
     from napari_smil_mv import api
 
     viewer = napari.Viewer(show=False)

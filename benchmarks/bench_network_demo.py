@@ -44,10 +44,10 @@ def main() -> None:
     import torch
 
     from napari_smil_mv.dataset import MultiViewDataset, PreprocessOptions, preprocess
-    from napari_smil_mv.demo_network import network_demo_config
+    from napari_smil_mv.demo.network_step import network_demo_config
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
     from napari_smil_mv.inference import Predictor, infer_dataset_iter, refine_results
     from napari_smil_mv.results import evaluate, write_results
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
     from napari_smil_mv.training import train_iter
     from napari_smil_mv.training.data import split_indices
 

@@ -47,7 +47,6 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     import napari
-
     from napari_smil_mv import api
 
     t_import = time.perf_counter() - t0

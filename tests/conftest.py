@@ -9,6 +9,15 @@ import pytest
 
 import _sample_data
 
+#: Fixtures as plugins (tests/fixtures/*.py): available to every test module without an import.
+pytest_plugins = [
+    "fixtures.body",
+    "fixtures.dataset",
+    "fixtures.fitting",
+    "fixtures.training",
+    "fixtures.viewer",
+]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = _sample_data.SHARED
 

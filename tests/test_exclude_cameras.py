@@ -9,7 +9,6 @@ import h5py
 import numpy as np
 import pytest
 
-from _dataset_fixtures import fresh_dir, preprocess_real_mouse_session, synthetic_session
 from napari_smil_mv.cli import main
 from napari_smil_mv.dataset import (
     PreprocessOptions,
@@ -27,7 +26,7 @@ def _options(**kw) -> PreprocessOptions:
     return PreprocessOptions(image_size=32, crop_mode="bbox_crop", **kw)
 
 
-def test_excluded_camera_is_not_in_the_dataset():
+def test_excluded_camera_is_not_in_the_dataset(fresh_dir, synthetic_session):
     session = load_session(synthetic_session())
     out = fresh_dir("excl") / "d.h5"
     stats = preprocess(session, out, options=_options(exclude_cameras=("cam2",)))
@@ -54,7 +53,7 @@ def test_excluded_camera_is_not_in_the_dataset():
     assert session.camera_names == ["cam1", "cam2", "cam3"]  # the caller's session is untouched
 
 
-def test_exclude_cameras_errors_name_the_session_and_its_cameras():
+def test_exclude_cameras_errors_name_the_session_and_its_cameras(fresh_dir, synthetic_session):
     out = fresh_dir("excl_err") / "d.h5"
     path = synthetic_session()
     with pytest.raises(ValueError, match=r"'side'.*cam1', 'cam2', 'cam3'") as err:
@@ -69,7 +68,7 @@ def test_exclude_cameras_errors_name_the_session_and_its_cameras():
         PreprocessOptions(exclude_cameras=("cam1", " ")).validate()
 
 
-def test_resume_with_another_exclusion_is_another_run():
+def test_resume_with_another_exclusion_is_another_run(fresh_dir, synthetic_session):
     out = fresh_dir("excl_resume") / "d.h5"
     opt = _options(exclude_cameras=("cam2",), chunk_size=2)
     gen = iter_preprocess(synthetic_session(), out, options=opt)
@@ -85,7 +84,7 @@ def test_resume_with_another_exclusion_is_another_run():
     assert read_dataset_info(out).canonical_camera_order == ["cam1", "cam3"]
 
 
-def test_preprocess_command_exclude_cameras(capsys):
+def test_preprocess_command_exclude_cameras(fresh_dir, synthetic_session, capsys):
     out = fresh_dir("excl_cli") / "d.h5"
     args = ["preprocess", str(synthetic_session()), "-o", str(out), "--size", "32", "--quiet"]
     assert main([*args, "--exclude-cameras", "cam1", "cam3"]) == 2  # one camera left, min_views 2
@@ -107,8 +106,9 @@ def test_preprocess_widget_exclude_field(qtbot):
     assert widget.options().exclude_cameras == ("side", "top")
 
 
-def test_infer_session_with_a_camera_the_network_does_not_know(capsys, tmp_path):
-    from _training_fixtures import trained_checkpoint
+def test_infer_session_with_a_camera_the_network_does_not_know(
+    synthetic_session, trained_checkpoint, capsys, tmp_path
+):
     from napari_smil_mv.fitting import FitConfig
     from napari_smil_mv.inference import infer_session_iter
     from napari_smil_mv.results import read_results
@@ -148,7 +148,7 @@ def test_infer_session_with_a_camera_the_network_does_not_know(capsys, tmp_path)
     assert "--exclude-cameras applies to --session" in capsys.readouterr().err
 
 
-def test_real_minimal_session_without_side():
+def test_real_minimal_session_without_side(preprocess_real_mouse_session):
     """sleap-anipose's session: the 'side' calibration is a copy of 'top'; leaving it out keeps back, mid, top."""
     out, stats = preprocess_real_mouse_session(
         "real_excl", image_size=32, max_frames_per_session=5, exclude_cameras=("side",)
@@ -161,9 +161,10 @@ def test_real_minimal_session_without_side():
         assert per_cam[cam]["median"] < 12 * 32 / 1280 * 1.25, per_cam  # ~2-10 px at full resolution
 
 
-def test_session_inference_leaves_out_the_cameras_training_left_out():
+def test_session_inference_leaves_out_the_cameras_training_left_out(
+    fresh_dir, synthetic_session, tiny_config
+):
     """A network trained on a dataset without cam2 stores that; inference on the full session drops cam2 too."""
-    from _training_fixtures import tiny_config
     from napari_smil_mv.inference import Predictor, infer_session_iter
     from napari_smil_mv.training import train
 

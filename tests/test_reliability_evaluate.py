@@ -17,7 +17,7 @@ from napari_smil_mv.results import evaluate, read_results
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> tuple[Path, Path, Path]:
     """(session s1 with 1 px keypoint noise, its fit, another session s2 with the same cameras and frames)."""
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
     root = tmp_path_factory.mktemp("eval")
     kw = {"n_cameras": 3, "n_frames": 6, "image_size": (160, 120), "noise_px": 1.0}

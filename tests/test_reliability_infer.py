@@ -9,17 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _training_fixtures import synthetic_session, trained_checkpoint
 from napari_smil_mv.cli import main
 from napari_smil_mv.inference import infer_session_iter
 
 
-def moved_copy(tmp_path: Path) -> Path:
+def moved_copy(tmp_path: Path, name: str) -> Path:
     """The network's training session written anew and moved, so its .slp files' absolute video paths lead
     nowhere (a plain copy would fall back to the original's videos)."""
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
-    name = synthetic_session().name
     written = write_synthetic_session(
         tmp_path / "w" / name, n_cameras=3, n_frames=8, seed=0, noise_px=0.0, image_size=(160, 120)
     )
@@ -33,8 +31,10 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
-def test_infer_session_names_a_camera_without_a_readable_video(damage, tmp_path, capsys):
-    s_dir = moved_copy(tmp_path)
+def test_infer_session_names_a_camera_without_a_readable_video(
+    damage, tmp_path, capsys, synthetic_session, trained_checkpoint
+):
+    s_dir = moved_copy(tmp_path, synthetic_session().name)
     video = s_dir / "cam2" / "cam2.mp4"
     if damage == "missing":
         video.unlink()

@@ -19,7 +19,7 @@ from napari_smil_mv.sessions.video_checks import check_session_videos
 
 def write_session(path: Path) -> Path:
     """A 3-camera, 6-frame, 160x120 synthetic session at ``path``."""
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
     return write_synthetic_session(path, n_cameras=3, n_frames=6, image_size=(160, 120), noise_px=1.0)
 

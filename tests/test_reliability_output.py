@@ -17,12 +17,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _dataset_fixtures import synthetic_dataset, synthetic_session
 from napari_smil_mv.cli import main
 from napari_smil_mv.utils import atomic
 from napari_smil_mv.utils.atomic import DiskFullError, write_bytes_atomic
 
 _Usage = namedtuple("_Usage", "total used free")
+
+_DATA: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _data(synthetic_session, synthetic_dataset):
+    """The session-scoped factories of tests/fixtures/dataset.py, for the argument builders below."""
+    _DATA.update(session=synthetic_session, dataset=synthetic_dataset)
+
+
+def _session() -> Path:
+    return _DATA["session"]()
+
+
+def _dataset(**options) -> Path:
+    return _DATA["dataset"](**options)
 
 
 def _one_line_error(capsys, *needles: str) -> str:
@@ -44,7 +59,7 @@ def _files(folder: Path) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- full disk: preprocess
 def _preprocess_args(out: Path) -> list[str]:
-    return ["preprocess", str(synthetic_session()), "-o", str(out), "--size", "64", "--quiet"]
+    return ["preprocess", str(_session()), "-o", str(out), "--size", "64", "--quiet"]
 
 
 def test_preprocess_full_disk_before_a_chunk_is_resumable(tmp_path, monkeypatch, capsys):
@@ -58,7 +73,7 @@ def test_preprocess_full_disk_before_a_chunk_is_resumable(tmp_path, monkeypatch,
     assert "resuming ds.h5.partial" in capsys.readouterr().err and _files(tmp_path) == ["ds.h5"]
     from napari_smil_mv.dataset.schema import read_dataset_info
 
-    assert read_dataset_info(out).n_samples == read_dataset_info(synthetic_dataset(size=64)).n_samples
+    assert read_dataset_info(out).n_samples == read_dataset_info(_dataset(size=64)).n_samples
 
 
 def test_preprocess_write_error_mid_run_keeps_the_journalled_chunks(tmp_path, monkeypatch, capsys):
@@ -119,7 +134,7 @@ def test_results_file_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch):
 
 
 def _fit_args(out: Path, *extra: str) -> list[str]:
-    return ["fit", str(synthetic_session()), "-o", str(out), "--iterations", "1", "--quiet", *extra]
+    return ["fit", str(_session()), "-o", str(out), "--iterations", "1", "--quiet", *extra]
 
 
 def test_fit_full_disk_refused_before_fitting(tmp_path, monkeypatch, capsys):
@@ -224,7 +239,7 @@ def test_wrongly_typed_fit_config(tmp_path, capsys):
 
 
 def _truncated_dataset(tmp_path: Path) -> Path:
-    src = synthetic_dataset()
+    src = _dataset()
     out = tmp_path / "cut.smilmv-dataset.h5"
     out.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     return out
@@ -249,7 +264,7 @@ def test_existing_export_file_refused_before_predicting(tmp_path, capsys):
         "--checkpoint",
         str(ckpt),
         "--dataset",
-        str(synthetic_dataset()),
+        str(_dataset()),
         "-o",
         str(tmp_path / "r"),
     ]

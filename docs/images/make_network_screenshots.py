@@ -56,7 +56,7 @@ def main(work: Path) -> None:
     from napari_smil_mv.napari.infer_widget import SOURCES, InferWidget
     from napari_smil_mv.napari.train_widget import TrainWidget
     from napari_smil_mv.sessions import load_session
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
     warnings.simplefilter("ignore")
     session_dir = work / "session"

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from napari_smil_mv.body._sparse_ops import blend_skinning, skinning_blocks, sparse_mm
+from napari_smil_mv.body.kinematics import compose_frames, tree_levels
 from napari_smil_mv.body.model_file import SMILModelData
 from napari_smil_mv.body.rotations import axis_angle_to_matrix, rotation_6d_to_matrix
 
@@ -60,38 +61,6 @@ class SMILOutput:
     fk_joints: torch.Tensor
     joint_transforms: torch.Tensor
     root: torch.Tensor
-
-
-def tree_levels(parents: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Group joint indices by depth in the kinematic tree.
-
-    Parameters
-    ----------
-    parents
-        (J,) parent index per joint, -1 for the root; parents must precede their children.
-
-    Returns
-    -------
-    levels : list of (n_l,) int arrays
-        Level 0 holds the root(s), level l the joints whose parent is in level l-1 (each level in index order).
-    parent_positions : list of (n_l,) int arrays
-        For every level the position of each joint's parent inside the previous level (empty for level 0).
-    """
-    parents = np.asarray(parents, dtype=np.int64)
-    depth = np.zeros(len(parents), dtype=np.int64)
-    for i, p in enumerate(parents):
-        if p >= i:
-            raise ValueError(
-                f"kinematic tree: parent {p} of joint {i} does not precede it; joints must be "
-                "topologically ordered (parent index < child index)"
-            )
-        depth[i] = 0 if p < 0 else depth[p] + 1
-    levels = [np.flatnonzero(depth == d) for d in range(int(depth.max()) + 1)]
-    position = np.empty(len(parents), dtype=np.int64)
-    for lv in levels:
-        position[lv] = np.arange(lv.size)
-    parent_positions = [np.zeros(0, dtype=np.int64)] + [position[parents[lv]] for lv in levels[1:]]
-    return levels, parent_positions
 
 
 class SMILModel(nn.Module):
@@ -170,7 +139,6 @@ class SMILModel(nn.Module):
         self._levels = [(int(e - lv.size), int(e)) for lv, e in zip(levels, ends, strict=True)]
         for i, parent_pos in enumerate(parent_positions):
             buf(f"level_parent_{i}", parent_pos, torch.int64)
-        buf("bottom_row", np.array([0.0, 0.0, 0.0, 1.0]))
 
     def _register_csr(self, name: str, matrix: sp.csr_matrix, dtype, device) -> None:
         matrix = sp.csr_matrix(matrix, dtype=np.float64)
@@ -283,7 +251,6 @@ class SMILModel(nn.Module):
 
     def _kinematics(self, rotations, rest, log_scales, offsets, propagate: bool) -> torch.Tensor:
         """World joint transforms ``(B, J, 3, 4)`` (before placement)."""
-        batch, J = rotations.shape[0], self.n_joints
         local_rot = rotations
         if log_scales is not None:
             masked = log_scales * self.nonroot[None, :, None]
@@ -296,17 +263,8 @@ class SMILModel(nn.Module):
         if offsets is not None:
             offset = offset + offsets * self.offset_sign
         top = torch.cat([local_rot, offset.unsqueeze(-1)], dim=-1)  # (B, J, 3, 4)
-        local = torch.cat([top, self.bottom_row.expand(batch, J, 1, 4)], dim=-2)  # (B, J, 4, 4)
-        local = local.index_select(1, self.depth_order)
-        start, end = self._levels[0]
-        previous = top.index_select(1, self.depth_order[start:end])
-        blocks = [previous]
-        for i, (start, end) in enumerate(self._levels[1:], start=1):
-            parent_frames = previous.index_select(1, getattr(self, f"level_parent_{i}"))
-            previous = torch.matmul(parent_frames, local[:, start:end])
-            blocks.append(previous)
-        world = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
-        return world.index_select(1, self.depth_inverse)
+        parents = [getattr(self, f"level_parent_{i}") for i in range(1, len(self._levels))]
+        return compose_frames(top, self.depth_order, self._levels, parents, self.depth_inverse)
 
     def forward(
         self,

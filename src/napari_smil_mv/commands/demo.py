@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo generator, printing one progress line per event and a summary of the files."""
     from napari_smil_mv.cli import CommandError
     from napari_smil_mv.commands._progress import print_progress
-    from napari_smil_mv.demo import run_demo
+    from napari_smil_mv.demo.pipeline import run_demo
 
     try:
         events = run_demo(

@@ -80,43 +80,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_joint_map(args, session, model_joint_names, say):
-    """The joint map from --joint-map, the session's joint_lookup.csv, or an automatic match."""
-    from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, auto_match
-
-    if args.joint_map:
-        return JointMap.read(args.joint_map), str(args.joint_map)
-    folder = session.path if session.path.is_dir() else session.path.parent
-    for candidate in (folder / JOINT_LOOKUP_CSV, folder.parent / JOINT_LOOKUP_CSV):
-        if candidate.is_file():
-            jm = JointMap.read(candidate)
-            if not jm.validate(session.skeleton.nodes, model_joint_names):
-                say(f"joint map: {candidate}")
-                return jm, str(candidate)
-            say(f"ignoring {candidate}: it does not fit this session and model")
-    jm = auto_match(session.skeleton.nodes, model_joint_names)
-    if len(jm) < 3:
-        raise CommandError(
-            f"could not match the data nodes {list(session.skeleton.nodes)} to the model joints by name (only "
-            f"{len(jm)} matched); write a joint_lookup.csv (columns model,data) and pass it with --joint-map"
-        )
-    say(
-        f"joint map: automatic match by name ({len(jm)} nodes): "
-        + ", ".join(f"{d}->{m}" for d, m in jm.pairs)
-        + " (review it; pass --joint-map to override)"
-    )
-    return jm, "auto"
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``fit``; returns the exit code."""
     import numpy as np
 
     from napari_smil_mv.body import load_smil_model
-    from napari_smil_mv.fitting import FitConfig, fit_data_from_session, fit_iter
+    from napari_smil_mv.fitting import FitConfig
+    from napari_smil_mv.fitting.session_fit import iter_session_fit, prepare_session_fit
     from napari_smil_mv.results import write_results
     from napari_smil_mv.sessions import load_session
     from napari_smil_mv.utils.atomic import check_free_space
+    from napari_smil_mv.utils.events import drain
 
     def say(line: str) -> None:
         if not args.quiet:
@@ -142,16 +116,19 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing videos are fine for fitting
         session = load_session(args.session, units=args.units)
-    joint_map, map_source = resolve_joint_map(args, session, model.joint_names, say)
-    animal = parse_animal(args.animal)
     rows = parse_frames(args.frames, session.frame_indices)
-    data = fit_data_from_session(session, joint_map, model.joint_names, animal=animal, frames=rows)
     excluded = list(camera_names(args.exclude_cameras))
-    unknown = [c for c in excluded if c not in data.camera_names]
-    if unknown:
-        raise CommandError(f"--exclude-cameras: no camera {unknown}; the session has {data.camera_names}")
-    for name in excluded:
-        data.camera_weights[data.camera_names.index(name)] = 0.0
+    job = prepare_session_fit(  # ValueError (exit 2): a joint map that does not fit, an unknown camera
+        session,
+        model,
+        args.joint_map,
+        animal=parse_animal(args.animal),
+        exclude_cameras=excluded,
+        rows=rows,
+        check_joint_map=False,
+        note=say,
+    )
+    data = job.data
     say(
         f"session {session.name}: {data.n_frames} frames, cameras {data.camera_names}, model {model.source} "
         f"({model.n_joints} joints, {int(data.mapped.sum())} observed), units {data.units}"
@@ -161,24 +138,17 @@ def run(args: argparse.Namespace) -> int:
     t_, c_, j_ = data.n_frames, len(data.camera_names), model.n_joints
     check_free_space(output, 8 * t_ * (j_ * 6 + c_ * j_ * 6 + 64) + (1 << 20), str(output))
     t0 = time.perf_counter()
-    result = None
-    for event in fit_iter(model, data, config, device=device):
+
+    def report(event) -> None:
         last_of_stage = event.iteration == event.total or event.message.endswith("(converged)")
         if event.stage == "init" or event.stage == "done" or last_of_stage:
             say(f"[{event.elapsed_s:6.2f} s] {event.message}")
         elif not args.quiet and event.iteration % (config.report_every * 5) == 0:
             terms = ", ".join(f"{k} {v:.3g}" for k, v in event.loss_terms.items() if k != "total")
             say(f"[{event.elapsed_s:6.2f} s] {event.message} ({terms})")
-        result = event.result
-    assert result is not None
-    prov = {
-        "command": "napari-smil-mv fit",
-        "model_file": model.source,
-        "joint_map": map_source,
-        "joint_map_pairs": [list(p) for p in joint_map.pairs],
-        "frames": args.frames,
-        "excluded_cameras": excluded,
-    }
+
+    provenance = {"command": "napari-smil-mv fit", "frames": args.frames}
+    result, results = drain(iter_session_fit(job, config, device=device, provenance=provenance), report)
     if args.validate_cameras:
         from napari_smil_mv.fitting.validate import format_table, leave_one_camera_out
 
@@ -186,8 +156,7 @@ def run(args: argparse.Namespace) -> int:
             rows = leave_one_camera_out(model, data, config, full=result, progress=say, device=device)
         except ValueError as exc:
             raise CommandError(f"--validate-cameras: {exc}") from exc
-        prov["validate_cameras"] = [r.to_dict() for r in rows]
-    results = result.to_results(data, model, provenance=prov)
+        results.provenance["validate_cameras"] = [r.to_dict() for r in rows]
     write_results(results, output, overwrite=args.overwrite)
     print(result.summary())
     if args.validate_cameras:

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the session, printing one progress line per event."""
     from napari_smil_mv.cli import CommandError
     from napari_smil_mv.commands._progress import print_progress
-    from napari_smil_mv.sessions.synthetic import iter_write_synthetic_session
+    from napari_smil_mv.demo.synthetic_session import iter_write_synthetic_session
 
     try:
         events = iter_write_synthetic_session(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -76,46 +75,42 @@ class ReprojectionReport:
                 return np.nanmedian(self.errors, axis=-1)
 
 
-def reprojection_report(h5_or_path, samples: slice | np.ndarray | None = None) -> ReprojectionReport:
+def reprojection_report(dataset, samples: slice | np.ndarray | None = None) -> ReprojectionReport:
     """Reproject the stored 3D keypoints through the stored cameras and compare with the stored 2D keypoints.
 
     Parameters
     ----------
-    h5_or_path
-        Open ``h5py.File`` or path of a dataset (ours or the reference tool's).
+    dataset
+        Path of a dataset (ours or the reference tool's), or an open
+        :class:`~napari_smil_mv.dataset.reader.DatasetFile`.
     samples
         Subset of sample indices (default all).
     """
-    import h5py
+    from napari_smil_mv.dataset.reader import DatasetFile
 
-    from napari_smil_mv.dataset.schema import read_dataset_info
-
-    if isinstance(h5_or_path, (str, Path)):
-        with h5py.File(h5_or_path, "r") as h5:
-            return reprojection_report(h5, samples)
-    h5 = h5_or_path
-    info = read_dataset_info(h5)
+    if not isinstance(dataset, DatasetFile):
+        with DatasetFile(dataset) as ds:
+            return reprojection_report(ds, samples)
+    ds = dataset
+    info = ds.info
     sel = slice(None) if samples is None else samples
-    kp = h5[KEYPOINTS]
-
-    def read(name):
-        return np.asarray(kp[name][sel], dtype=np.float64)
-
-    kp3d = read("keypoints_3d")
-    if "keypoints_3d_valid" in kp:
-        valid3d = np.asarray(kp["keypoints_3d_valid"][sel], dtype=bool)
-    else:
-        valid3d = np.any(kp3d != 0, axis=-1) & np.all(np.isfinite(kp3d), axis=-1)
-    K, R, t = read("camera_intrinsics"), read("camera_extrinsics_R"), read("camera_extrinsics_t")
+    kp3d, valid3d = ds.keypoints_3d(sel)
+    if kp3d is None:
+        raise ValueError(f"{ds.path}: {KEYPOINTS}/keypoints_3d is missing; there is nothing to reproject")
+    cams_stored = ds.cameras(sel)
+    if cams_stored is None:
+        raise ValueError(
+            f"{ds.path}: the stored cameras (camera_intrinsics, camera_extrinsics_R/t) are missing"
+        )
+    K, R, t = cams_stored["K"], cams_stored["R"], cams_stored["t"]
     size = info.image_size or 1
-    if "image_sizes" in kp:
-        sizes = read("image_sizes")  # (N, V, 2) (W, H)
-    else:
+    sizes = ds.keypoint_array("image_sizes", sel, np.float64)  # (N, V, 2) (W, H)
+    if sizes is None:
         sizes = np.full(K.shape[:2] + (2,), float(size))
-    kp2 = read("keypoints_2d")  # normalised (y, x)
+    kp2 = ds.keypoint_array("keypoints_2d", sel, np.float64)  # normalised (y, x)
     px = np.stack([kp2[..., 1] * sizes[..., None, 0], kp2[..., 0] * sizes[..., None, 1]], axis=-1)
-    vis = read("keypoint_visibility") > 0
-    cams = np.asarray(kp["camera_indices"][sel]) if "camera_indices" in kp else None
+    vis = ds.keypoint_array("keypoint_visibility", sel, np.float64) > 0
+    cams = ds.keypoint_array("camera_indices", sel)
     slot_ok = cams >= 0 if cams is not None else np.ones(K.shape[:2], dtype=bool)
     proj = project_stored(kp3d, K, R, t)
     err = np.linalg.norm(proj - px, axis=-1)

@@ -178,21 +178,11 @@ def read_dataset_info(h5_or_path) -> DatasetInfo:
         When it is not a readable HDF5 file (truncated, damaged) or lacks the ``multiview_images`` /
         ``multiview_keypoints`` / ``metadata`` groups (the message names the file and what is missing).
     """
-    import h5py
-
     if isinstance(h5_or_path, (str, Path)):
-        p = Path(h5_or_path)
-        if not p.is_file():
-            raise FileNotFoundError(f"dataset file not found: {p}")
-        try:
-            h5 = h5py.File(p, "r")
-        except OSError as exc:  # truncated (interrupted copy), damaged, or not HDF5 at all
-            raise ValueError(
-                f"{p} cannot be read as a dataset file ({' '.join(str(exc).split())}); it is truncated or damaged: "
-                "copy it again or run 'napari-smil-mv preprocess' again"
-            ) from None
-        with h5:
-            return read_dataset_info(h5)
+        from napari_smil_mv.dataset.reader import DatasetFile
+
+        with DatasetFile(h5_or_path) as ds:  # opens the file and calls this function on it
+            return ds.info
     h5 = h5_or_path
     path = Path(h5.filename)
     missing = [g for g in (IMAGES, KEYPOINTS, METADATA) if g not in h5]

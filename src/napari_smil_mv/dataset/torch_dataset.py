@@ -19,7 +19,8 @@ import torch
 
 from napari_smil_mv.cameras import CV_TO_P3D
 from napari_smil_mv.dataset import augment as aug
-from napari_smil_mv.dataset.schema import AUXILIARY, IMAGES, KEYPOINTS, PARAMETERS, read_dataset_info
+from napari_smil_mv.dataset.reader import DatasetFile, text_of
+from napari_smil_mv.dataset.schema import read_dataset_info
 
 
 def _rot6d(axis_angle: np.ndarray) -> np.ndarray:
@@ -29,10 +30,6 @@ def _rot6d(axis_angle: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         m = axis_angle_to_matrix(torch.as_tensor(axis_angle, dtype=torch.float32))
         return matrix_to_rotation_6d(m).numpy()
-
-
-def _text(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 class MultiViewDataset(torch.utils.data.Dataset):
@@ -129,11 +126,8 @@ class MultiViewDataset(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------------------------------ file access
     def _load_arrays(self) -> dict:
-        import h5py
-
-        with h5py.File(self.path, "r") as h5:
-            kp, aux = h5[KEYPOINTS], h5[AUXILIARY]
-            n, v = self.info.n_samples, self.info.max_views
+        with DatasetFile(self.path) as ds:
+            n = self.info.n_samples
             a: dict = {}
             for name in (
                 "keypoints_2d",
@@ -145,58 +139,36 @@ class MultiViewDataset(torch.utils.data.Dataset):
                 "keypoints_3d",
                 "crop_box",
             ):
-                a[name] = kp[name][()] if name in kp else None
-            if "camera_indices" in kp:
-                a["camera_indices"] = kp["camera_indices"][()].astype(np.int64)
-            else:
-                a["camera_indices"] = np.tile(np.arange(v), (n, 1))
-            mask = (
-                h5[IMAGES]["view_mask"][()].astype(bool)
-                if "view_mask" in h5[IMAGES]
-                else np.ones((n, v), bool)
-            )
-            a["slot_ok"] = mask & (a["camera_indices"] >= 0)
-            if "keypoints_3d_valid" in kp:
-                a["kp3d_valid"] = kp["keypoints_3d_valid"][()].astype(bool)
-            elif a["keypoints_3d"] is not None:
-                k3 = a["keypoints_3d"]
-                a["kp3d_valid"] = np.all(np.isfinite(k3), -1) & np.any(k3 != 0, -1)
-            else:
-                a["kp3d_valid"] = np.zeros((n, self.info.n_joints), bool)
+                a[name] = ds.keypoint_array(name)
+            a["camera_indices"] = ds.camera_indices()
+            a["slot_ok"] = ds.view_mask() & (a["camera_indices"] >= 0)
+            _, valid = ds.keypoints_3d()
+            a["kp3d_valid"] = valid if valid is not None else np.zeros((n, self.info.n_joints), bool)
             for name in ("global_rot", "joint_rot", "betas", "trans"):
-                a[name] = h5[PARAMETERS][name][()] if PARAMETERS in h5 and name in h5[PARAMETERS] else None
-            a["session_name"] = (
-                [_text(s) for s in aux["session_name"][()]] if "session_name" in aux else [""] * n
-            )
-            a["frame_idx"] = aux["frame_idx"][()].astype(np.int64) if "frame_idx" in aux else np.arange(n)
-            a["animal"] = [_text(s) for s in aux["animal"][()]] if "animal" in aux else [""] * n
-            a["has_3d"] = (
-                aux["has_3d_data"][()].astype(bool) if "has_3d_data" in aux else a["kp3d_valid"].any(-1)
-            )
-            a["has_betas"] = (
-                aux["has_ground_truth_betas"][()].astype(bool)
-                if "has_ground_truth_betas" in aux
-                else np.zeros(n, bool)
-            )
-            a["has_pose"] = (
-                aux["has_ground_truth_pose"][()].astype(bool)
-                if "has_ground_truth_pose" in aux
-                else np.zeros(n, bool)
-            )
-            names = aux["camera_names"][()] if "camera_names" in aux else None
+                a[name] = ds.parameter_array(name)
+            a["session_name"] = ds.texts("session_name")
+            frame_idx = ds.auxiliary_array("frame_idx", dtype=np.int64)
+            a["frame_idx"] = frame_idx if frame_idx is not None else np.arange(n)
+            a["animal"] = ds.texts("animal")
+            for key, name, default in (
+                ("has_3d", "has_3d_data", a["kp3d_valid"].any(-1)),
+                ("has_betas", "has_ground_truth_betas", np.zeros(n, bool)),
+                ("has_pose", "has_ground_truth_pose", np.zeros(n, bool)),
+            ):
+                value = ds.auxiliary_array(name, dtype=bool)
+                a[key] = value if value is not None else default
+            names = ds.auxiliary_array("camera_names")
             if names is not None and names.ndim == 2:  # per-slot names
-                a["camera_names"] = [[_text(x) for x in row] for row in names]
+                a["camera_names"] = [[text_of(x) for x in row] for row in names]
             elif names is not None:  # the reference tool: comma-joined names of the sample's slots
-                a["camera_names"] = [_text(x).split(",") if _text(x) else [] for x in names]
+                a["camera_names"] = [text_of(x).split(",") if text_of(x) else [] for x in names]
             else:
                 a["camera_names"] = [[] for _ in range(n)]
         return a
 
-    def _file(self):
-        import h5py
-
+    def _file(self) -> DatasetFile:
         if self._h5 is None or self._pid != os.getpid():
-            self._h5 = h5py.File(self.path, "r")
+            self._h5 = DatasetFile(self.path)
             self._pid = os.getpid()
             self._rng = None
             self._jpeg = {}
@@ -267,7 +239,7 @@ class MultiViewDataset(torch.utils.data.Dataset):
         h5 = self._file()
         ds = self._jpeg.get(slot)
         if ds is None:
-            ds = self._jpeg[slot] = h5[IMAGES][f"image_jpeg_view_{slot}"]
+            ds = self._jpeg[slot] = h5.image_dataset(slot)
         raw = ds[sample]
         img = cv2.imdecode(np.asarray(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
         if img is None:

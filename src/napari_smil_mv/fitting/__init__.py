@@ -12,11 +12,11 @@ Typical use::
 No Qt/napari imports; torch runs on CPU or GPU (``device=``).
 """
 
+from napari_smil_mv.body.kinematics import JointsModel
 from napari_smil_mv.fitting.camera_check import CameraReport, check_cameras
 from napari_smil_mv.fitting.config import LOSS_TERMS, PARAM_GROUPS, FitConfig, StageConfig
 from napari_smil_mv.fitting.data import FitData, as_camera_rig
-from napari_smil_mv.fitting.init import align_rest_pose, triangulate_weighted, umeyama
-from napari_smil_mv.fitting.kinematics import JointsModel
+from napari_smil_mv.fitting.initialise import align_rest_pose, triangulate_weighted, umeyama
 from napari_smil_mv.fitting.optimise import fit, fit_iter
 from napari_smil_mv.fitting.result import FitEvent, FitResult
 from napari_smil_mv.fitting.session_data import fit_data_from_session, keypoint_weights

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from napari_smil_mv.cameras.triangulation import reprojection_errors
-from napari_smil_mv.fitting.init import triangulate_weighted
+from napari_smil_mv.fitting.initialise import triangulate_weighted
 from napari_smil_mv.results.metrics import finite_median
 
 

@@ -1,6 +1,6 @@
 """Analytic Jacobians of the placed model keypoints, per frame, for Gauss-Newton / Levenberg-Marquardt.
 
-The keypoints of :class:`~napari_smil_mv.fitting.kinematics.JointsModel` are (regressed-joint models)
+The keypoints of :class:`~napari_smil_mv.body.kinematics.JointsModel` are (regressed-joint models)
 
     j_k = Σ_j G_kj,   G_kj = A_j (U_kj − W_kj r_j) + W_kj p_j,   X_k = s · (j_k − j_0) + trans
 
@@ -18,7 +18,7 @@ below one joint, so all derivatives share ``H_ki = Σ_{j ∈ sub(i)} G_kj − p_
 * translation: the identity; log mesh scale: ``s · (j_k − j_0)``.
 
 Everything is evaluated batched over frames (no autograd), in the dtype of the given JointsModel (float64 for
-the Levenberg-Marquardt stage). The test ``tests/test_fitting_lm.py`` checks every block against autograd.
+the Levenberg-Marquardt stage). The test ``tests/fitting/test_fitting_lm.py`` checks every block against autograd.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_smil_mv.fitting.kinematics import JointsModel
+from napari_smil_mv.body.kinematics import JointsModel
 
 
 @dataclass
@@ -201,8 +201,8 @@ class JacobianEvaluator:
         contrib = torch.einsum("tjab,jbn->tjan", P, d_off)
         contrib = torch.where(self.roots[None, :, None, None], d_rest[None].expand_as(contrib), contrib)
         d_pos = torch.zeros_like(contrib)
-        for lv, par in zip(m._levels, m._parent_local, strict=True):
-            if par is None:
+        for depth, lv in enumerate(m._tree.levels):
+            if depth == 0:  # the roots
                 d_pos[:, lv] = contrib[:, lv]
             else:
                 d_pos[:, lv] = d_pos[:, self.parent_idx[lv]] + contrib[:, lv]

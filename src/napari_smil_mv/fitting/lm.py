@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from napari_smil_mv.body import matrix_to_rotation_6d
+from napari_smil_mv.body.kinematics import JointsModel
 from napari_smil_mv.cameras import rodrigues_to_matrix_torch
 from napari_smil_mv.fitting.banded import BandedArrowSolver
 from napari_smil_mv.fitting.curvature import (
@@ -35,7 +36,6 @@ from napari_smil_mv.fitting.curvature import (
     pose_prior_curvature,
 )
 from napari_smil_mv.fitting.jacobian import JacobianEvaluator, KinematicJacobian
-from napari_smil_mv.fitting.kinematics import JointsModel
 from napari_smil_mv.fitting.params import BodyParams
 from napari_smil_mv.fitting.problem import Problem, Projector
 

@@ -20,7 +20,7 @@ from napari_smil_mv.body import SMILModelData, load_smil_model
 from napari_smil_mv.fitting.camera_check import CameraReport, camera_verdicts, check_cameras
 from napari_smil_mv.fitting.config import FitConfig, StageConfig
 from napari_smil_mv.fitting.data import FitData
-from napari_smil_mv.fitting.init import align_rest_pose
+from napari_smil_mv.fitting.initialise import align_rest_pose
 from napari_smil_mv.fitting.params import BodyParams, check_init_params, rotations_from_init
 from napari_smil_mv.fitting.problem import Problem
 from napari_smil_mv.fitting.quality import assess_fit

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from napari_smil_mv.body import SMILModelData
+from napari_smil_mv.body.kinematics import JointsModel
 from napari_smil_mv.cameras import project_points_torch
 from napari_smil_mv.fitting import losses as L
 from napari_smil_mv.fitting.config import FitConfig
 from napari_smil_mv.fitting.data import FitData
-from napari_smil_mv.fitting.kinematics import JointsModel
 from napari_smil_mv.fitting.params import BodyParams
 from napari_smil_mv.fitting.smoothing import index_pairs
 

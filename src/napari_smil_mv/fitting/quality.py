@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.fitting.init import triangulate_weighted
+from napari_smil_mv.fitting.initialise import triangulate_weighted
 from napari_smil_mv.results.metrics import finite_median
 
 VERDICTS = ("good", "poor", "failed")

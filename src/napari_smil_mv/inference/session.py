@@ -31,25 +31,14 @@ from napari_smil_mv.utils.cancel import CancelFlag, is_cancelled
 
 def _joint_map(session, predictor: Predictor, joint_map):
     """The joint map: given, the session folder's ``joint_lookup.csv``, the network's recorded one, or names."""
-    from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap
+    from napari_smil_mv.sessions import JointMap, choose_joint_map
 
-    names = predictor.spec.joint_names
-    if isinstance(joint_map, JointMap):
-        return joint_map, "given"
-    if joint_map is not None:
-        return JointMap.read(joint_map), str(joint_map)
-    folder = Path(session.path) if Path(session.path).is_dir() else Path(session.path).parent
-    for candidate in (folder / JOINT_LOOKUP_CSV, folder.parent / JOINT_LOOKUP_CSV):
-        if candidate.is_file():
-            jm = JointMap.read(candidate)
-            if not jm.validate(session.skeleton.nodes, names):
-                return jm, str(candidate)
+    recorded = None
     if predictor.spec.joint_map:
-        jm = JointMap([tuple(p) for p in predictor.spec.joint_map])
-        if not jm.validate(session.skeleton.nodes, names):
-            return jm, "network checkpoint"
-    nodes = set(session.skeleton.nodes)
-    return JointMap([(n, n) for n in names if n in nodes]), "exact names"
+        recorded = (JointMap([tuple(p) for p in predictor.spec.joint_map]), "network checkpoint")
+    return choose_joint_map(
+        session, predictor.spec.joint_names, joint_map, check_given=False, recorded=recorded, fallback="exact"
+    )
 
 
 def _session_units(session, predictor: Predictor, units: str | None) -> tuple[str, float]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.dataset.schema import DATASET_SUFFIX, DatasetInfo, read_dataset_info, sniff_dataset
+from napari_smil_mv.dataset.schema import DATASET_SUFFIX, DatasetInfo, sniff_dataset
 from napari_smil_mv.napari.lazy_stack import LazyImageStack
 from napari_smil_mv.napari.reader_paths import single_path
 from napari_smil_mv.napari.styles import error_colors, node_colors
@@ -91,57 +91,24 @@ class DatasetOverview:
 
 def load_overview(path: str | Path) -> DatasetOverview:
     """Read the metadata and small arrays of a dataset and compute the reprojection of its 3D keypoints."""
-    import h5py
-
     from napari_smil_mv.dataset.quality import project_stored
+    from napari_smil_mv.dataset.reader import DatasetFile
 
-    with h5py.File(path, "r") as h5:
-        info = read_dataset_info(h5)
-        kp = h5["multiview_keypoints"]
-        aux = h5["auxiliary"]
-        n, v = info.n_samples, info.max_views
-        cams = (
-            kp["camera_indices"][()].astype(np.int64)
-            if "camera_indices" in kp
-            else np.tile(np.arange(v), (n, 1))
-        )
-        if "view_mask" in h5["multiview_images"]:
-            cams = np.where(h5["multiview_images/view_mask"][()], cams, -1)
-        kp2 = kp["keypoints_2d"][()].astype(np.float64)
-        vis = kp["keypoint_visibility"][()] > 0
-        sizes = kp["image_sizes"][()].astype(np.float64) if "image_sizes" in kp else np.full((n, v, 2), 1.0)
-        px = np.stack([kp2[..., 1] * sizes[..., None, 0], kp2[..., 0] * sizes[..., None, 1]], axis=-1)
-        px[~vis] = np.nan
-        if all(
-            k in kp
-            for k in ("keypoints_3d", "camera_intrinsics", "camera_extrinsics_R", "camera_extrinsics_t")
-        ):
-            k3 = kp["keypoints_3d"][()].astype(np.float64)
-            valid = (
-                kp["keypoints_3d_valid"][()].astype(bool)
-                if "keypoints_3d_valid" in kp
-                else np.any(k3 != 0, axis=-1) & np.all(np.isfinite(k3), axis=-1)
-            )
-            proj = project_stored(
-                k3,
-                kp["camera_intrinsics"][()].astype(np.float64),
-                kp["camera_extrinsics_R"][()].astype(np.float64),
-                kp["camera_extrinsics_t"][()].astype(np.float64),
-            )
+    with DatasetFile(path) as ds:
+        info = ds.info
+        cams = np.where(ds.view_mask(), ds.camera_indices(), -1)
+        px = ds.keypoints_2d_px()
+        k3, valid = ds.keypoints_3d()
+        stored = ds.cameras()
+        if k3 is not None and stored is not None:
+            proj = project_stored(k3, stored["K"], stored["R"], stored["t"])
             proj[~np.broadcast_to(valid[:, None, :], proj.shape[:3])] = np.nan
         else:
             proj = np.full_like(px, np.nan)
         proj[cams < 0] = np.nan
-
-        def text(name):
-            return (
-                [x.decode() if isinstance(x, bytes) else str(x) for x in aux[name][()]]
-                if name in aux
-                else [""] * n
-            )
-
-        frames = aux["frame_idx"][()].astype(np.int64) if "frame_idx" in aux else np.arange(n)
-        names, animals = text("session_name"), text("animal")
+        frames = ds.auxiliary_array("frame_idx", dtype=np.int64)
+        frames = frames if frames is not None else np.arange(info.n_samples)
+        names, animals = ds.texts("session_name"), ds.texts("animal")
     errors = np.linalg.norm(proj - px, axis=-1)
     return DatasetOverview(info, cams, px, proj, errors, names, frames, animals)
 
@@ -167,7 +134,8 @@ class DatasetViewArray(LazyImageStack):
     def image(self, i: int) -> np.ndarray:
         """``(S, S, 3)`` RGB of sample ``i``."""
         import cv2
-        import h5py
+
+        from napari_smil_mv.dataset.reader import DatasetFile
 
         i = self._index(i)
         if i in self._cache:
@@ -176,8 +144,8 @@ class DatasetViewArray(LazyImageStack):
         img = np.zeros(self.shape[1:], dtype=np.uint8)
         if slot >= 0:
             if self._h5 is None:
-                self._h5 = h5py.File(self.path, "r")
-            raw = np.asarray(self._h5[f"multiview_images/image_jpeg_view_{slot}"][i], dtype=np.uint8)
+                self._h5 = DatasetFile(self.path)
+            raw = self._h5.image_jpeg(i, slot)
             dec = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
             if dec is not None and dec.shape[:2] == self.shape[1:3]:
                 img = cv2.cvtColor(dec, cv2.COLOR_BGR2RGB)

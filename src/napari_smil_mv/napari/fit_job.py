@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from napari_smil_mv.fitting import FitConfig, FitEvent, FitResult, fit_data_from_session, fit_iter
+from napari_smil_mv.fitting import FitConfig, FitEvent, FitResult
+from napari_smil_mv.fitting.session_fit import (
+    frame_rows,
+    frames_text,
+    iter_session_fit,
+    prepare_session_fit,
+)
 from napari_smil_mv.results import Results
-from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, Session, auto_match
+from napari_smil_mv.sessions import JointMap, Session, choose_joint_map
 
 
 @dataclass
@@ -80,46 +84,7 @@ def resolve_joint_map(
 ) -> tuple[JointMap, str]:
     """The joint map: ``path``; else the session's ``joint_lookup.csv`` (in its folder or the folder above) when
     it fits the session and model; else an automatic match by name (at least 3 nodes, ValueError otherwise)."""
-    if path:
-        jm = JointMap.read(path)
-        problems = jm.validate(session.skeleton.nodes, model_joint_names)
-        if problems:
-            raise ValueError(
-                f"joint map {path} does not fit session {session.name!r}: " + "; ".join(problems)
-            )
-        return jm, str(path)
-    folder = session.path if session.path.is_dir() else session.path.parent
-    for candidate in (folder / JOINT_LOOKUP_CSV, folder.parent / JOINT_LOOKUP_CSV):
-        if candidate.is_file():
-            jm = JointMap.read(candidate)
-            if not jm.validate(session.skeleton.nodes, model_joint_names):
-                return jm, str(candidate)
-    jm = auto_match(session.skeleton.nodes, model_joint_names)
-    if len(jm) < 3:
-        raise ValueError(
-            f"could not match the data nodes {list(session.skeleton.nodes)} to the model joints by name (only "
-            f"{len(jm)} matched); choose a joint_lookup.csv (columns model,data)"
-        )
-    return jm, "auto"
-
-
-def frame_rows(
-    frame_indices: np.ndarray, start: int | None = None, stop: int | None = None
-) -> np.ndarray | None:
-    """Rows of ``frame_indices`` with ``start <= frame < stop`` (None: open end); None when both are None."""
-    if start is None and stop is None:
-        return None
-    f = np.asarray(frame_indices)
-    keep = np.ones(len(f), dtype=bool)
-    if start is not None:
-        keep &= f >= int(start)
-    if stop is not None:
-        keep &= f < int(stop)
-    rows = np.flatnonzero(keep)
-    if rows.size == 0:
-        lo, hi = (int(f.min()), int(f.max())) if len(f) else (0, -1)
-        raise ValueError(f"frames {start}..{stop} select none of the session's frames ({lo}..{hi})")
-    return rows
+    return choose_joint_map(session, model_joint_names, path)
 
 
 def prepare_fit(
@@ -144,16 +109,8 @@ def prepare_fit(
     animal
         Animal index or name.
     """
-    from napari_smil_mv.body import SMILModelData, load_smil_model
-
-    model = model if isinstance(model, SMILModelData) else load_smil_model(model or None)
-    if isinstance(joint_map, JointMap):
-        jm, source = joint_map, "given"
-    else:
-        jm, source = resolve_joint_map(session, model.joint_names, joint_map)
-    rows = frame_rows(session.frame_indices, *frames)
-    data = fit_data_from_session(session, jm, model.joint_names, animal=animal, frames=rows)
-    return FitJob(session, model, data, jm, source, tuple(frames))
+    job = prepare_session_fit(session, model, joint_map, frames, animal)
+    return FitJob(job.session, job.model, job.data, job.joint_map, job.joint_map_source, job.frames)
 
 
 def _inputs(job: FitJob) -> list[Path]:
@@ -197,20 +154,10 @@ def run_fit_job(
     from napari_smil_mv.napari.layers import session_meta
     from napari_smil_mv.napari.results_layers import results_layer_data
 
-    result = None
-    for event in fit_iter(job.model, job.data, config, device=device, cancel=cancel):
-        result = event.result if event.result is not None else result
-        yield event
-    assert result is not None
-    prov = {
-        "command": "napari-smil-mv napari Fit widget",
-        "model_file": job.model.source,
-        "joint_map": job.joint_map_source,
-        "joint_map_pairs": [list(p) for p in job.joint_map.pairs],
-        "frames": f"{job.frames[0] if job.frames[0] is not None else ''}:"
-        f"{job.frames[1] if job.frames[1] is not None else ''}",
-    }
-    results = result.to_results(job.data, job.model, producer="napari-smil-mv napari", provenance=prov)
+    prov = {"command": "napari-smil-mv napari Fit widget", "frames": frames_text(job.frames) or ":"}
+    result, results = yield from iter_session_fit(
+        job, config, device=device, cancel=cancel, producer="napari-smil-mv napari", provenance=prov
+    )
     layer_data = None
     if build_layers:
         base = session_meta(job.session, session_id if session_id is not None else job.session.name)

@@ -17,7 +17,6 @@ from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QW
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
-
     from napari_smil_mv.results import Results
 
 #: Colour per verdict (and per frame verdict code 0, 1, 2).

@@ -1,6 +1,6 @@
 """napari sample data "Synthetic multi-camera session" (``File > Open Sample > SMIL multi-view``).
 
-The session is generated offline by :func:`napari_smil_mv.sessions.synthetic.write_synthetic_session` into a
+The session is generated offline by :func:`napari_smil_mv.demo.synthetic_session.write_synthetic_session` into a
 new temporary folder (4 cameras x 30 frames, 640x480: a few seconds) and loaded like a recorded one.
 """
 
@@ -19,7 +19,7 @@ SAMPLE_FRAMES = 30
 def synthetic_session_available() -> bool:
     """Whether the synthetic-session writer is installed (it ships with the package)."""
     try:
-        from napari_smil_mv.sessions.synthetic import write_synthetic_session  # noqa: F401
+        from napari_smil_mv.demo.synthetic_session import write_synthetic_session  # noqa: F401
     except ImportError:
         return False
     return True
@@ -42,8 +42,8 @@ def make_synthetic_session_sample(
         ``napari_smil_mv.api.session_of(layer)`` returns it. The folder (``session.path``) is left in the
         system's temporary directory.
     """
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
     from napari_smil_mv.sessions import load_session
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
 
     root = Path(tempfile.mkdtemp(prefix="smil_synthetic_session_"))
     folder = write_synthetic_session(

@@ -42,7 +42,6 @@ from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, Session, auto_ma
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
-
     from napari_smil_mv.sessions import QCReport
 
 

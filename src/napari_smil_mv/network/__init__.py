@@ -12,7 +12,7 @@ from napari_smil_mv.network.backbones import (
     build_backbone,
     load_pretrained,
 )
-from napari_smil_mv.network.model import MultiViewRegressor, body_joints, project
+from napari_smil_mv.network.multiview_net import MultiViewRegressor, body_joints, project
 from napari_smil_mv.network.parameterisation import (
     IDENTITY_6D,
     ParamLayout,

@@ -23,7 +23,7 @@ from napari_smil_mv.results.metrics import (
     reprojection_errors,
     reprojection_summary,
 )
-from napari_smil_mv.results.model import FORMAT_NAME, RESULTS_SUFFIX, SCHEMA_VERSION, Results
+from napari_smil_mv.results.results import FORMAT_NAME, RESULTS_SUFFIX, SCHEMA_VERSION, Results
 
 __all__ = [
     "FORMAT_NAME",

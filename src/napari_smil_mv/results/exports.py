@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_smil_mv.results.model import Results
+from napari_smil_mv.results.results import Results
 from napari_smil_mv.utils.atomic import atomic_path, check_can_write
 
 

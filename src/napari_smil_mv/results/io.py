@@ -41,7 +41,7 @@ import h5py
 import numpy as np
 
 from napari_smil_mv.cameras import Camera, CameraRig
-from napari_smil_mv.results.model import FORMAT_NAME, SCHEMA_VERSION, Results
+from napari_smil_mv.results.results import FORMAT_NAME, SCHEMA_VERSION, Results
 from napari_smil_mv.utils.atomic import h5_file_atomic
 
 _BODY = ("poses", "betas", "trans", "mesh_scale", "log_beta_scales", "betas_trans")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.results.model import Results
+from napari_smil_mv.results.results import Results
 
 
 def reprojection_errors(projected: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -203,7 +203,7 @@ def _session_observations(
 def _read_truth(gt: Any) -> Any:
     """A ground truth given as a path (``ground_truth.npz`` or its folder), read; anything else as is."""
     if isinstance(gt, (str, os.PathLike)):
-        from napari_smil_mv.sessions.synthetic_truth import read_ground_truth
+        from napari_smil_mv.sessions.ground_truth import read_ground_truth
 
         return read_ground_truth(Path(gt))
     return gt
@@ -252,7 +252,7 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
         None: the 2D observations stored in the results (their ``reprojection_error``);
         a :class:`napari_smil_mv.sessions.Session`: its 2D keypoints (and 3D points when present), matched by
         camera name, frame number and the results' data node names;
-        a ground truth (``ground_truth.npz`` path, :class:`~napari_smil_mv.sessions.synthetic_truth.GroundTruth`
+        a ground truth (``ground_truth.npz`` path, :class:`~napari_smil_mv.sessions.ground_truth.GroundTruth`
         or a mapping with ``joints3d`` (T, J, 3), optional ``frame_indices`` and ``joint_names``): 3D joint errors
         and the body length, plus the 2D metrics against its noise-free 2D keypoints (``keypoints_2d_clean`` of
         a ``GroundTruth``, visible nodes only; a mapping without them: against the stored observations).

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.results.model import Results
+from napari_smil_mv.results.results import Results
 from napari_smil_mv.utils.atomic import atomic_path
 
 #: Name of the one individual in exported datasets.

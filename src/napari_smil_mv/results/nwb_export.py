@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.results.model import Results
 from napari_smil_mv.results.movement_export import REFERENCE_FRAME, _keypoints, frame_rate
+from napari_smil_mv.results.results import Results
 from napari_smil_mv.utils.atomic import atomic_path
 
 #: Name of the PoseEstimation container (movement's ``from_nwb_file`` default).

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.results.model import Results
+from napari_smil_mv.results.results import Results
 from napari_smil_mv.utils.atomic import atomic_path, check_can_write
 from napari_smil_mv.utils.cancel import CancelFlag, is_cancelled
 

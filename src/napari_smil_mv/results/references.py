@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.results.model import Results
+from napari_smil_mv.results.results import Results
 
 __all__ = ["SessionMatch", "ground_truth_2d", "session_mismatch"]
 
@@ -141,7 +141,7 @@ def ground_truth_2d(results: Results, truth: Any) -> np.ndarray | None:
     results
         The results (its ``data_names`` say which data node each model joint is).
     truth
-        A :class:`~napari_smil_mv.sessions.synthetic_truth.GroundTruth` (``keypoints_2d_clean``, ``visible``,
+        A :class:`~napari_smil_mv.sessions.ground_truth.GroundTruth` (``keypoints_2d_clean``, ``visible``,
         ``node_names``, ``camera_names``, ``frame_indices``), or anything else (then None).
 
     Returns

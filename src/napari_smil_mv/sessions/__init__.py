@@ -17,9 +17,15 @@ from napari_smil_mv.sessions.discover import (
     load_session,
     load_sessions,
 )
-from napari_smil_mv.sessions.joint_map import JOINT_LOOKUP_CSV, JointMap, auto_match, normalise_name
-from napari_smil_mv.sessions.model import CameraView, Session, Skeleton
+from napari_smil_mv.sessions.joint_map import (
+    JOINT_LOOKUP_CSV,
+    JointMap,
+    auto_match,
+    choose_joint_map,
+    normalise_name,
+)
 from napari_smil_mv.sessions.qc import ErrorStats, QCReport, calibration_qc, flag_cameras, units_hint
+from napari_smil_mv.sessions.session import CameraView, Session, Skeleton
 from napari_smil_mv.sessions.shape_betas import SHAPE_BETAS_CSV, ShapeBetas
 from napari_smil_mv.sessions.video import LazyVideo, VideoMissingWarning, VideoPathWarning
 
@@ -40,6 +46,7 @@ __all__ = [
     "VideoMissingWarning",
     "VideoPathWarning",
     "auto_match",
+    "choose_joint_map",
     "calibration_qc",
     "find_sessions",
     "flag_cameras",

@@ -15,7 +15,7 @@ import numpy as np
 
 from napari_smil_mv.sessions import layouts
 from napari_smil_mv.sessions.joint_map import JOINT_LOOKUP_CSV, JointMap
-from napari_smil_mv.sessions.model import Session
+from napari_smil_mv.sessions.session import Session
 from napari_smil_mv.sessions.shape_betas import SHAPE_BETAS_CSV, ShapeBetas
 from napari_smil_mv.sessions.sleap_files import slp_session_summary
 

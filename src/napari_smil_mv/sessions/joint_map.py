@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,3 +261,86 @@ def check_joint_map(joint_map: JointMap, session, model_joints: Sequence[str], s
         raise ValueError(
             f"joint map{src} does not fit session {session.name!r} and the model: " + "; ".join(problems)
         )
+
+
+def choose_joint_map(
+    session,
+    model_joint_names: Sequence[str],
+    joint_map: str | Path | JointMap | None = None,
+    *,
+    check_given: bool = True,
+    recorded: tuple[JointMap, str] | None = None,
+    fallback: str = "auto",
+    note: Callable[[str], None] | None = None,
+) -> tuple[JointMap, str]:
+    """The joint map of a session for a model: the one given, the session's ``joint_lookup.csv``, or a match by name.
+
+    Tried in this order:
+
+    1. ``joint_map``: a :class:`JointMap` (source ``"given"``) or a ``joint_lookup.csv`` path (source: the path);
+       with ``check_given`` a table that does not fit the session's nodes and the model's joints is refused;
+    2. ``joint_lookup.csv`` in the session's folder, then in the folder above, when it fits (source: its path;
+       one that does not fit is skipped, with a note);
+    3. ``recorded``: a ``(JointMap, source)`` pair (e.g. the one a network was trained with), when it fits;
+    4. ``fallback``: ``"auto"`` (:func:`auto_match`, source ``"auto"``; at least 3 matched nodes, else
+       ValueError) or ``"exact"`` (the nodes named like a model joint, source ``"exact names"``).
+
+    Parameters
+    ----------
+    session
+        A :class:`~napari_smil_mv.sessions.Session` (its ``path``, ``name`` and ``skeleton.nodes`` are used).
+    model_joint_names
+        ``(J,)`` joint names of the body model (or the network).
+    joint_map, check_given, recorded, fallback
+        See above.
+    note
+        Called with one line per decision worth telling the user (the file used or skipped, the automatic
+        match); None = silent.
+
+    Returns
+    -------
+    (JointMap, str)
+        The map and where it came from.
+
+    Raises
+    ------
+    ValueError
+        A given table that does not fit (``check_given``), or too few nodes matched by name.
+    """
+    say = note or (lambda _line: None)
+    nodes = list(session.skeleton.nodes)
+    if isinstance(joint_map, JointMap):
+        return joint_map, "given"
+    if joint_map:
+        jm = JointMap.read(joint_map)
+        if check_given:
+            check_joint_map(jm, session, model_joint_names, source=str(joint_map))
+        return jm, str(joint_map)
+    path = Path(session.path)
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder / JOINT_LOOKUP_CSV, folder.parent / JOINT_LOOKUP_CSV):
+        if candidate.is_file():
+            jm = JointMap.read(candidate)
+            if not jm.validate(nodes, model_joint_names):
+                say(f"joint map: {candidate}")
+                return jm, str(candidate)
+            say(f"ignoring {candidate}: it does not fit this session and model")
+    if recorded is not None and not recorded[0].validate(nodes, model_joint_names):
+        return recorded
+    if fallback == "exact":
+        present = set(nodes)
+        return JointMap([(n, n) for n in model_joint_names if n in present]), "exact names"
+    if fallback != "auto":
+        raise ValueError(f"fallback must be 'auto' or 'exact', not {fallback!r}")
+    jm = auto_match(nodes, model_joint_names)
+    if len(jm) < 3:
+        raise ValueError(
+            f"could not match the data nodes {nodes} to the model joints by name (only {len(jm)} matched); write a "
+            "joint_lookup.csv (columns model,data) and choose it (on the command line: --joint-map)"
+        )
+    say(
+        f"joint map: automatic match by name ({len(jm)} nodes): "
+        + ", ".join(f"{d}->{m}" for d, m in jm.pairs)
+        + " (review it; pass --joint-map to override)"
+    )
+    return jm, "auto"

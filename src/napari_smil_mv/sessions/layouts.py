@@ -23,7 +23,7 @@ import numpy as np
 from napari_smil_mv.cameras import CameraRig, load_calibration
 from napari_smil_mv.sessions import sleap_files as sf
 from napari_smil_mv.sessions.anipose_files import align_points3d, read_points3d_h5, read_pose3d_csv
-from napari_smil_mv.sessions.model import CameraView, Session, Skeleton
+from napari_smil_mv.sessions.session import CameraView, Session, Skeleton
 from napari_smil_mv.sessions.video import LazyVideo
 
 SESSION_TOML = "session.toml"

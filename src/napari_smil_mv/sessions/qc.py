@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_smil_mv.cameras import reprojection_errors
-from napari_smil_mv.sessions.model import Session
+from napari_smil_mv.sessions.session import Session
 
 FLAG_FACTOR = 3.0
 FLAG_FLOOR_PX = 5.0

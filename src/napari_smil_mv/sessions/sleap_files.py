@@ -25,7 +25,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 
 from napari_smil_mv.cameras import Camera
-from napari_smil_mv.sessions.model import Skeleton
+from napari_smil_mv.sessions.session import Skeleton
 from napari_smil_mv.sessions.video import LazyVideo
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".h5", ".tif", ".tiff")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_smil_mv.dataset import MultiViewDataset, multiview_collate, read_dataset_info, split_samples
+from napari_smil_mv.dataset import MultiViewDataset, multiview_collate, split_samples
 from napari_smil_mv.dataset.schema import KEYPOINTS
 
 
@@ -126,25 +126,24 @@ class OriginalCameras:
     @classmethod
     def read(cls, path: str | Path) -> OriginalCameras | None:
         """Read from ``path``; None when the file lacks the original calibration (a reference-tool file)."""
-        import h5py
+        from napari_smil_mv.dataset.reader import DatasetFile
 
-        info = read_dataset_info(path)
-        with h5py.File(path, "r") as h5:
-            kp = h5[KEYPOINTS]
+        with DatasetFile(path) as ds:
             need = ("original_intrinsics", "distortion_coefficients", "original_image_sizes", "crop_box")
-            if not all(k in kp for k in need) or "camera_extrinsics_R" not in kp:
+            if not all(ds.has(KEYPOINTS, k) for k in need) or not ds.has(KEYPOINTS, "camera_extrinsics_R"):
                 return None
-            fisheye = kp["fisheye"][()] if "fisheye" in kp else np.zeros(kp["crop_box"].shape[:2], bool)
+            crop_box = ds.keypoint_array("crop_box", dtype=np.float64)
+            fisheye = ds.keypoint_array("fisheye", dtype=bool)
             return cls(
-                K=kp["original_intrinsics"][()].astype(np.float64),
-                dist=kp["distortion_coefficients"][()].astype(np.float64),
-                size=kp["original_image_sizes"][()].astype(np.int64),
-                fisheye=fisheye.astype(bool),
-                R=kp["camera_extrinsics_R"][()].astype(np.float64),
-                t=kp["camera_extrinsics_t"][()].astype(np.float64),
-                crop_box=kp["crop_box"][()].astype(np.float64),
-                camera_indices=kp["camera_indices"][()].astype(np.int64),
-                undistorted=bool(info.attrs.get("undistort_images", True)),
+                K=ds.keypoint_array("original_intrinsics", dtype=np.float64),
+                dist=ds.keypoint_array("distortion_coefficients", dtype=np.float64),
+                size=ds.keypoint_array("original_image_sizes", dtype=np.int64),
+                fisheye=fisheye if fisheye is not None else np.zeros(crop_box.shape[:2], bool),
+                R=ds.keypoint_array("camera_extrinsics_R", dtype=np.float64),
+                t=ds.keypoint_array("camera_extrinsics_t", dtype=np.float64),
+                crop_box=crop_box,
+                camera_indices=ds.keypoint_array("camera_indices", dtype=np.int64),
+                undistorted=bool(ds.attrs.get("undistort_images", True)),
             )
 
     def slot(self, sample: int, camera: int) -> int:

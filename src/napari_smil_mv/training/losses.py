@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from napari_smil_mv.body.rotations import rotation_6d_to_matrix
-from napari_smil_mv.network.model import body_joints, project
+from napari_smil_mv.network.multiview_net import body_joints, project
 from napari_smil_mv.network.parameterisation import pose_6d
 
 

@@ -153,19 +153,12 @@ def estimate_mesh_scale(model_data, kp3d: np.ndarray, valid: np.ndarray) -> floa
 
 def _keypoints_3d(path, indices) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``keypoints_3d (N, J, 3)`` (file units) and their validity ``(N, J)`` of the given samples (all: None)."""
-    import h5py
+    from napari_smil_mv.dataset.reader import DatasetFile
 
-    from napari_smil_mv.dataset.schema import KEYPOINTS
-
-    with h5py.File(path, "r") as h5:
-        kp = h5[KEYPOINTS]
-        if "keypoints_3d" not in kp:
-            return None, None
-        pts = kp["keypoints_3d"][()].astype(np.float64)
-        if "keypoints_3d_valid" in kp:
-            valid = kp["keypoints_3d_valid"][()].astype(bool)
-        else:
-            valid = np.all(np.isfinite(pts), -1) & np.any(pts != 0, -1)
+    with DatasetFile(path) as ds:
+        pts, valid = ds.keypoints_3d()
+    if pts is None:
+        return None, None
     if indices is not None:
         pts, valid = pts[indices], valid[indices]
     return pts, valid
