@@ -25,7 +25,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "napari_smil_mv"
 
 LAYERS: list[set[str]] = [
-    {"utils"},
+    {"utils", "sample_data_fetch"},
     {"body", "cameras", "rendering"},
     {"sessions"},
     {"results"},
