@@ -200,6 +200,12 @@ class FitConfig:
         ``smooth_acc_typical`` / fps²).
     smooth_acc_typical
         Typical acceleration of the animal, body lengths per second² (sets the automatic scale with the fps).
+    smooth_adaptive_gain, smooth_adaptive_span_s, smooth_adaptive_max
+        Data-adaptive smoothing strength: the ``smooth_acc`` weight is multiplied by
+        ``clip(smooth_adaptive_gain × n/m, 1, smooth_adaptive_max)``, with ``n/m`` the variance ratio of the
+        frame-to-frame jitter of the initial 3D keypoints to their real acceleration, measured over spans of
+        ``smooth_adaptive_span_s`` seconds (:func:`napari_smil_mv.fitting.smoothing.jitter_to_motion`; 0 on
+        noise-free tracks). 0 (default) keeps the weight as given.
     smooth_detect_breaks
         Also treat pairs of frames whose initial 3D keypoints jump as non-adjacent (frames renumbered 0..N after
         sparse labelling, cuts): see ``smooth_max_speed`` and ``smooth_jump_factor``.
@@ -238,6 +244,9 @@ class FitConfig:
     smooth_loss: str = "gmof"
     smooth_acc_scale: float | None = None
     smooth_acc_typical: float = 20.0
+    smooth_adaptive_gain: float = 0.0
+    smooth_adaptive_span_s: float = 0.25
+    smooth_adaptive_max: float = 1e4
     smooth_detect_breaks: bool = True
     smooth_max_speed: float = 10.0
     smooth_jump_factor: float = 10.0
@@ -269,6 +278,15 @@ class FitConfig:
             raise ValueError(f"FitConfig.robust_loss {self.robust_loss!r} is not one of {ROBUST_LOSSES}")
         if self.smooth_loss not in SMOOTH_LOSSES:
             raise ValueError(f"FitConfig.smooth_loss {self.smooth_loss!r} is not one of {SMOOTH_LOSSES}")
+        if not (
+            self.smooth_adaptive_gain >= 0
+            and self.smooth_adaptive_span_s > 0
+            and self.smooth_adaptive_max >= 1
+        ):
+            raise ValueError(
+                "FitConfig.smooth_adaptive_gain must be >= 0, smooth_adaptive_span_s > 0 and "
+                "smooth_adaptive_max >= 1"
+            )
         if self.smooth_acc_scale is not None and not self.smooth_acc_scale > 0:
             raise ValueError(f"FitConfig.smooth_acc_scale must be > 0 or None, got {self.smooth_acc_scale}")
         if not (self.smooth_acc_typical > 0 and self.smooth_max_speed > 0 and self.smooth_jump_factor > 0):

@@ -129,6 +129,7 @@ def _initialise(
         noise = keypoint_noise(pts3d, data.keypoints_2d, data.weights * (cw > 0)[:, None, None], data.cameras)
     plan = plan_smoothing(data.frame_indices, pts3d, body_length, data.fps, config, noise)
     problem.set_smoothing(plan.pair_mask, plan.acc_scale)
+    problem.acc_weight_gain = plan.acc_weight_gain
     info["smoothing"] = plan.to_dict()
     params = BodyParams(
         T,
@@ -148,6 +149,13 @@ def _initialise(
         **kw,
     )
     return params, info, reports, cw
+
+
+def _weights(config: FitConfig, stage: StageConfig, problem: Problem) -> dict[str, float]:
+    """The stage's loss weights with the data-adaptive gain of ``smooth_acc`` (:class:`SmoothingPlan`)."""
+    weights = config.stage_weights(stage)
+    weights["smooth_acc"] = weights.get("smooth_acc", 0.0) * getattr(problem, "acc_weight_gain", 1.0)
+    return weights
 
 
 def _stage_groups(stage: StageConfig, config: FitConfig, model: SMILModelData) -> tuple[str, ...]:
@@ -263,7 +271,7 @@ def _fit_iter(
 
     cancelled = False
     for si, stage in enumerate(config.stages):
-        weights = config.stage_weights(stage)
+        weights = _weights(config, stage, problem)
         groups = _stage_groups(stage, config, model)
         problem.reproj_sigma_px = float(stage.reproj_sigma_px or config.reproj_sigma_px)
         if not params.tensors(groups) or stage.iterations == 0:
@@ -328,7 +336,7 @@ def _finish(
     cancelled: bool,
 ) -> FitResult:
     with torch.no_grad():
-        weights = config.stage_weights(config.stages[-1])
+        weights = _weights(config, config.stages[-1], problem)
         problem.reproj_sigma_px = float(config.stages[-1].reproj_sigma_px or config.reproj_sigma_px)
         total, terms = problem.losses(params, weights)
         loss_terms = _floats(terms, total)

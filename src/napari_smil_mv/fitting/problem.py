@@ -92,6 +92,7 @@ class Problem:
         self.sym_pairs = L.symmetric_pairs(list(model.joint_names))
         self.reproj_sigma_px = float(config.reproj_sigma_px)  # the running stage's (StageConfig override)
         self.body_length = 1.0
+        self.acc_weight_gain = 1.0  # data-adaptive factor of the smooth_acc weight (SmoothingPlan)
 
     def set_smoothing(self, pair_mask: np.ndarray, acc_scale: float) -> None:
         """Neighbour pairs (T-1,) and robust acceleration scale (body lengths/frame²) of the smoothness terms."""

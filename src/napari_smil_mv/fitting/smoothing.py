@@ -40,6 +40,9 @@ class SmoothingPlan:
     n_breaks : number of pairs that are not neighbours
     n_jumps : of those, pairs whose frame numbers are adjacent but whose 3D keypoints jump
     noise_bl : estimated 3D keypoint noise σ₃D in body lengths (NaN when unknown)
+    acc_weight_gain : factor applied to the ``smooth_acc`` weight (1 unless ``smooth_adaptive_gain`` > 0, see
+        :func:`jitter_to_motion`)
+    jitter_to_motion : the measured ratio (NaN when not measured)
     """
 
     pair_mask: np.ndarray
@@ -47,6 +50,8 @@ class SmoothingPlan:
     n_breaks: int
     n_jumps: int
     noise_bl: float
+    acc_weight_gain: float = 1.0
+    jitter_to_motion: float = float("nan")
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +60,8 @@ class SmoothingPlan:
             "jumps": self.n_jumps,
             "acc_scale_bl": self.acc_scale if math.isfinite(self.acc_scale) else None,
             "noise_bl": self.noise_bl if math.isfinite(self.noise_bl) else None,
+            "acc_weight_gain": self.acc_weight_gain,
+            "jitter_to_motion": self.jitter_to_motion if math.isfinite(self.jitter_to_motion) else None,
         }
 
 
@@ -92,6 +99,50 @@ def keypoint_noise(points_3d: np.ndarray, keypoints_2d: np.ndarray, weights: np.
     if not ratios:
         return float("nan")
     return float(np.median(np.concatenate(ratios)))
+
+
+def jitter_to_motion(points_3d: np.ndarray, pair_mask: np.ndarray, span: int) -> float:
+    """Variance ratio of frame-to-frame jitter to real motion in 3D keypoint tracks (dimensionless, NaN if unknown).
+
+    With ``X = smooth motion + white noise``, the second difference over ``k`` frames
+    ``D_k = X(t+k) − 2X(t) + X(t−k)`` has ``E|D_k|² ≈ n + k⁴ m`` (``n`` the noise part, ``m`` the squared
+    acceleration per frame²). From the medians of ``|D_1|²`` and ``|D_k|²`` (``k = span``, triples inside runs of
+    smoothed pairs only): ``n = (k⁴ d_1 − d_k) / (k⁴ − 1)`` and ``m = (d_k − n) / k⁴``; returns ``n / m`` (clipped to
+    ``[0, 1e6]``): 0 on noise-free smooth tracks, large when the tracks jitter much more than the animal moves.
+
+    Parameters
+    ----------
+    points_3d
+        (T, N, 3) initial 3D keypoints, any length unit, NaN = missing.
+    pair_mask
+        (T-1,) bool, frames t and t+1 are neighbours.
+    span
+        ``k`` >= 2, frames.
+    """
+    X = np.asarray(points_3d, dtype=np.float64)
+    T = X.shape[0]
+    if T < 2 * span + 1 or span < 2:
+        return float("nan")
+    run = np.concatenate([[0], np.cumsum(~np.asarray(pair_mask, dtype=bool))])  # run id of every frame
+
+    def d2(k: int) -> float:
+        ok = run[2 * k :] == run[: T - 2 * k]  # the three frames lie in one run of neighbours
+        if not ok.any():
+            return float("nan")
+        D = X[2 * k :][ok] - 2.0 * X[k : T - k][ok] + X[: T - 2 * k][ok]
+        sq = (D**2).sum(-1)
+        sq = sq[np.isfinite(sq)]
+        return float(np.median(sq)) if sq.size else float("nan")
+
+    d1, dk = d2(1), d2(span)
+    if not (math.isfinite(d1) and math.isfinite(dk)):
+        return float("nan")
+    k4 = float(span) ** 4
+    noise = max((k4 * d1 - dk) / (k4 - 1.0), 0.0)
+    motion = max((dk - noise) / k4, 0.0)
+    if noise == 0.0:
+        return 0.0
+    return float(min(noise / motion, 1e6)) if motion > 0 else 1e6
 
 
 def plan_smoothing(
@@ -152,10 +203,18 @@ def plan_smoothing(
         scale = max(candidates)
         if not scale > 0:
             scale = config.smooth_acc_typical / DEFAULT_FPS**2
+    gain, ratio = 1.0, float("nan")
+    if config.smooth_adaptive_gain > 0 and points_3d is not None:
+        span = max(2, int(round(rate * config.smooth_adaptive_span_s)))
+        ratio = jitter_to_motion(points_3d, pairs, span)
+        if math.isfinite(ratio):
+            gain = min(max(1.0, config.smooth_adaptive_gain * ratio), config.smooth_adaptive_max)
     return SmoothingPlan(
         pair_mask=pairs.astype(np.float64),
         acc_scale=scale,
         n_breaks=int((~pairs).sum()),
         n_jumps=n_jumps,
         noise_bl=noise_bl,
+        acc_weight_gain=gain,
+        jitter_to_motion=ratio,
     )

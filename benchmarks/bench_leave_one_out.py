@@ -1,0 +1,110 @@
+"""Leave-one-camera-out figures on the real minimal_session without points3d.h5, for several fit settings.
+
+Usage::
+
+    python benchmarks/bench_leave_one_out.py                                  # default and adaptive smoothing
+    python benchmarks/bench_leave_one_out.py --set smooth_adaptive_gain=3 --set smooth_acc=100 --per-joint
+
+Data: ``../shared/external/sleap-anipose/minimal_session`` linked into a temporary folder without ``points3d.h5``,
+the model ``../shared/models/SMILy_Mouse_static_joints.pkl`` and ``examples/minimal_session_mouse_joint_lookup.csv``
+(``side`` is left out by the camera check). For each setting (a FitConfig field, or a loss weight name) and each
+good camera: fit/DLT median of the left-out camera (:func:`napari_smil_mv.fitting.validate.leave_one_camera_out`),
+the median reprojection error of the fit with every camera, and with ``--per-joint`` the per-joint medians
+(fit/DLT) of the left-out camera, all in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SESSION = SHARED / "external" / "sleap-anipose" / "minimal_session"
+MODEL = SHARED / "models" / "SMILy_Mouse_static_joints.pkl"
+JOINT_MAP = REPO / "examples" / "minimal_session_mouse_joint_lookup.csv"
+
+
+def _config(setting: str):
+    from napari_smil_mv.fitting import FitConfig
+    from napari_smil_mv.fitting.config import LOSS_TERMS
+
+    if not setting:
+        return FitConfig()
+    kwargs, weights = {}, {}
+    for item in setting.split(","):
+        key, value = item.split("=")
+        (weights if key in LOSS_TERMS else kwargs)[key] = float(value)
+    return FitConfig(weights=weights, **kwargs)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--set",
+        action="append",
+        default=None,
+        help="comma-separated key=value FitConfig fields or loss weights; repeat for several settings "
+        "(default: the default config and smooth_adaptive_gain=3); an empty string is the default config",
+    )
+    p.add_argument("--per-joint", action="store_true", help="print per-joint medians of each left-out camera")
+    args = p.parse_args()
+    settings = args.set if args.set is not None else ["", "smooth_adaptive_gain=3"]
+
+    from napari_smil_mv.body import load_smil_model
+    from napari_smil_mv.fitting import fit, fit_data_from_session
+    from napari_smil_mv.fitting.validate import held_out_errors, leave_one_camera_out
+    from napari_smil_mv.sessions import JointMap, load_session
+
+    model = load_smil_model(MODEL)
+    with tempfile.TemporaryDirectory() as tmp:
+        session_dir = Path(tmp) / "minimal_session"
+        session_dir.mkdir()
+        for item in SESSION.iterdir():
+            if item.name != "points3d.h5":
+                (session_dir / item.name).symlink_to(item)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            session = load_session(session_dir)
+        data = fit_data_from_session(session, JointMap.read(JOINT_MAP), model.joint_names)
+    for setting in settings:
+        config = _config(setting)
+        t0 = time.perf_counter()
+        full = fit(model, data, config)
+        used = np.array([c.used for c in full.cameras])
+        full_px = float(np.nanmedian(full.reprojection_error[used]))
+        rows = leave_one_camera_out(model, data, config, full=full)
+        ratios = "  ".join(f"{r.camera} {r.ratio:.3f} ({r.fit_px:.2f}/{r.dlt_px:.2f} px)" for r in rows)
+        print(
+            f"{setting or 'default':<40} {ratios}  full fit {full_px:.2f} px  "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+        if args.per_joint:
+            names = data.camera_names
+            for r in rows:
+                c = names.index(r.camera)
+                remaining = np.isin(names, r.remaining)
+                sub_fit = fit(model, _without(data, remaining), config)
+                fe, de = held_out_errors(sub_fit.joints_3d, data, c, remaining)
+                parts = [
+                    f"{data.data_names[j]} {np.nanmedian(fe[:, j]):.1f}/{np.nanmedian(de[:, j]):.1f}"
+                    for j in range(data.n_joints)
+                    if np.isfinite(fe[:, j]).any()
+                ]
+                print(f"    {r.camera}: " + ", ".join(parts))
+
+
+def _without(data, remaining: np.ndarray):
+    from dataclasses import replace
+
+    return replace(data, camera_weights=np.where(remaining, data.camera_weights, 0.0), metadata={})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Data-adaptive smoothing strength (FitConfig.smooth_adaptive_gain): jitter/motion ratio, synthetic accuracy, and
+leave-one-camera-out on the real minimal_session."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_smil_mv.fitting import FitConfig, fit
+from napari_smil_mv.fitting.smoothing import jitter_to_motion, plan_smoothing
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+SESSION = SHARED / "external" / "sleap-anipose" / "minimal_session"
+MODEL = SHARED / "models" / "SMILy_Mouse_static_joints.pkl"
+JOINT_MAP = REPO / "examples" / "minimal_session_mouse_joint_lookup.csv"
+
+
+def _track(T: int = 90, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(T)[:, None, None] / 30.0
+    base = np.random.default_rng(1).normal(size=(1, 5, 3))
+    X = base + np.concatenate([np.sin(t), 0.5 * t**2, np.cos(2 * t)], -1) * np.ones((1, 5, 1))
+    return X + np.random.default_rng(seed).normal(0.0, noise, X.shape)
+
+
+def test_jitter_to_motion_ratio():
+    pairs = np.ones(89, dtype=bool)
+    assert jitter_to_motion(_track(), pairs, 8) < 1.0  # smooth motion, no noise
+    noisy = jitter_to_motion(_track(noise=1e-2), pairs, 8)
+    assert noisy > 10.0 * jitter_to_motion(_track(noise=1e-3), pairs, 8) > 0  # grows as noise²
+    assert np.isnan(jitter_to_motion(_track(T=10), np.ones(9, dtype=bool), 8))  # too short
+    broken = pairs.copy()
+    broken[::5] = False  # no run of 17 neighbours: nothing to measure
+    assert np.isnan(jitter_to_motion(_track(), broken, 8))
+    plan = plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig(smooth_adaptive_gain=3.0))
+    assert plan.acc_weight_gain == pytest.approx(min(max(1.0, 3.0 * plan.jitter_to_motion), 1e4))
+    assert plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig()).acc_weight_gain == 1.0
+    with pytest.raises(ValueError, match="smooth_adaptive_gain"):
+        FitConfig(smooth_adaptive_gain=-1.0)
+
+
+def test_adaptive_smoothing_on_synthetic_clips():
+    """Noise-free: exact as before; 1 px noise: closer to the true 3D keypoints (measured 0.337 -> 0.263 % of the
+    body length, mean) although the reprojection error rises (0.97 -> 1.21 px: it fits less of the noise)."""
+    from fixtures.fitting import synthetic_clip
+
+    clip = synthetic_clip(n_frames=20)
+    on = FitConfig(smooth_adaptive_gain=3.0)
+    r = fit(clip.model, clip.data, on)
+    assert np.linalg.norm(r.joints_3d - clip.joints, axis=-1).mean() < 0.01 * clip.body_length
+    assert float(r.reprojection_median()) < 0.5
+    clip.data.keypoints_2d = clip.data.keypoints_2d + np.random.default_rng(0).normal(
+        0.0, 1.0, clip.data.keypoints_2d.shape
+    )
+    errors = {}
+    for name, config in (("off", FitConfig()), ("on", on)):
+        result = fit(clip.model, clip.data, config)
+        errors[name] = np.linalg.norm(result.joints_3d - clip.joints, axis=-1).mean()
+    assert result.init["smoothing"]["acc_weight_gain"] > 10.0
+    assert errors["on"] < 0.9 * errors["off"]
+
+
+@pytest.mark.skipif(
+    not (SESSION.is_dir() and MODEL.is_file()), reason="../shared minimal_session/model absent"
+)
+def test_adaptive_smoothing_leave_one_out_on_the_real_minimal_session(tmp_path):
+    """minimal_session without points3d.h5: with smooth_adaptive_gain=3 the fit/DLT of the left-out camera is
+    measured back 0.990, mid 0.717, top 0.779 (default, gain 0: 0.980, 0.810, 0.843); jitter/motion ~2000-3300."""
+    from napari_smil_mv.body import load_smil_model
+    from napari_smil_mv.fitting import fit_data_from_session
+    from napari_smil_mv.fitting.validate import leave_one_camera_out
+    from napari_smil_mv.sessions import JointMap, load_session
+
+    session_dir = tmp_path / "minimal_session"
+    session_dir.mkdir()
+    for item in SESSION.iterdir():
+        if item.name != "points3d.h5":
+            (session_dir / item.name).symlink_to(item)
+    model = load_smil_model(MODEL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        session = load_session(session_dir)
+    data = fit_data_from_session(session, JointMap.read(JOINT_MAP), model.joint_names)
+    rows = {r.camera: r for r in leave_one_camera_out(model, data, FitConfig(smooth_adaptive_gain=3.0))}
+    assert set(rows) == {"back", "mid", "top"}
+    assert rows["mid"].ratio <= 0.75 and rows["top"].ratio <= 0.8
+    assert rows["back"].ratio <= 1.0
+
+
+def test_adaptive_smoothing_on_sparse_renumbered_frames():
+    """Limitation: sparse labelled frames renumbered 0..N (not found as breaks here) look like jitter to the
+    jitter/motion ratio (measured 12.8, gain 38.5): the fit is pulled a little (measured 0.48 -> 0.64 px, median 3D
+    error 0.15 -> 0.26 % of the body length) but the robust prior keeps it from being wrecked."""
+    from fixtures.fitting import sparse_renumbered_clip
+
+    clip, _ = sparse_renumbered_clip()
+    off = fit(clip.model, clip.data, FitConfig())
+    on = fit(clip.model, clip.data, FitConfig(smooth_adaptive_gain=3.0))
+    assert on.init["smoothing"]["acc_weight_gain"] > 1.0
+    assert float(on.reprojection_median()) < 1.5 * float(off.reprojection_median())
+    err = np.median(np.linalg.norm(on.joints_3d - clip.joints, axis=-1)) / clip.body_length
+    assert err < 0.005
