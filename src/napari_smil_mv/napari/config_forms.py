@@ -370,6 +370,19 @@ class ConfigForm:
         self._show_error(None)
         return out
 
+    def set_field(self, path: str, value: Any) -> None:
+        """Show ``value`` in the editor of the field at dotted ``path`` (``"data.batch_size"``, ``"stages.2.lr"``;
+        a key of a weights dict: ``"weights.smooth_acc"``)."""
+        head, _, key = path.rpartition(".")
+        if path not in self.leaves and head in self.leaves and isinstance(self.leaves[head], Group):
+            self.leaves[head].editors[key].set(value)
+        else:
+            self.leaves[path].set(value)
+
+    def widget(self, path: str) -> mw.Widget:
+        """The magicgui widget of the field at dotted ``path``."""
+        return self.leaves[path].widget
+
     def error(self) -> str | None:
         """The message of the current values' problem, or None when they make a valid instance."""
         try:

@@ -8,99 +8,31 @@ GUI never freezes. Stop asks the trainer to write a resumable ``last.pt`` and en
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QPointF
-from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-from napari_smil_mv.napari.widget_parts import add_job_controls, add_path_row, spin_box, wrapping_label
+from napari_smil_mv.napari.config_forms import ConfigForm
+from napari_smil_mv.napari.config_hints import train_hints
+from napari_smil_mv.napari.live_plot import LivePlot
+from napari_smil_mv.napari.widget_parts import add_job_controls, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 SAMPLE_LAYERS = ("network samples", "network: annotated", "network: predicted")
-
-
-class CurvePlot(QWidget):
-    """A small line plot (no plotting library): named series against epochs, optional log scale."""
-
-    COLORS = ("#4fc3f7", "#ff8a65", "#aed581", "#ba68c8")
-
-    def __init__(self, title: str, log: bool = False, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.title, self.log = title, log
-        self.series: dict[str, list[tuple[float, float]]] = {}
-        self.setMinimumHeight(120)
-
-    def set_series(self, name: str, points: list[tuple[float, float]]) -> None:
-        self.series[name] = [
-            (x, y) for x, y in points if y is not None and np.isfinite(y) and (y > 0 or not self.log)
-        ]
-        self.update()
-
-    def clear(self) -> None:
-        self.series.clear()
-        self.update()
-
-    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt API)
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        w, h = self.width(), self.height()
-        left, right, top, bottom = 44, 8, 18, 18
-        p.fillRect(0, 0, w, h, QColor("#262930"))
-        p.setPen(QColor("#d0d0d0"))
-        p.drawText(left, 13, self.title)
-        pts = [pt for s in self.series.values() for pt in s]
-        if not pts:
-            p.drawText(left, h // 2, "waiting for the first epoch…")
-            return
-        f = (lambda y: math.log10(y)) if self.log else (lambda y: y)
-        xs = [x for x, _ in pts]
-        ys = [f(y) for _, y in pts]
-        x0, x1 = min(xs), max(max(xs), min(xs) + 1)
-        y0, y1 = min(ys), max(ys)
-        if y1 - y0 < 1e-12:
-            y0, y1 = y0 - 0.5, y1 + 0.5
-
-        def to_px(x: float, y: float) -> QPointF:
-            return QPointF(
-                left + (x - x0) / (x1 - x0) * (w - left - right),
-                top + (1 - (f(y) - y0) / (y1 - y0)) * (h - top - bottom),
-            )
-
-        p.setPen(QColor("#707070"))
-        p.drawRect(left, top, w - left - right, h - top - bottom)
-        label = (lambda v: f"{10**v:.2g}") if self.log else (lambda v: f"{v:.3g}")
-        p.drawText(2, top + 10, label(y1))
-        p.drawText(2, h - bottom, label(y0))
-        text = f"epoch {x1:g}"
-        p.drawText(w - right - p.fontMetrics().horizontalAdvance(text) - 2, h - 4, text)
-        for i, (name, s) in enumerate(self.series.items()):
-            color = QColor(self.COLORS[i % len(self.COLORS)])
-            p.setPen(QPen(color, 2))
-            for a, b in zip(s, s[1:], strict=False):
-                p.drawLine(to_px(*a), to_px(*b))
-            for pt in s[-1:] if len(s) > 1 else s:
-                p.drawEllipse(to_px(*pt), 2.5, 2.5)
-            p.drawText(left + 6 + 110 * i, h - 4, name)
-        p.end()
 
 
 def sample_mosaic(samples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -147,7 +79,6 @@ class TrainWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.worker: Any = None
-        self.base_config: dict = {}
         self.last_event: Any = None
         self.history: list[dict] = []
         self._cancel = threading.Event()
@@ -155,99 +86,62 @@ class TrainWidget(QWidget):
 
     # ------------------------------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
-        from napari_smil_mv.training import OptimConfig
+        from napari_smil_mv.training import TrainConfig
 
         layout = QVBoxLayout(self)
-        box = QGroupBox("Data and output")
-        form = QFormLayout(box)
-        self.dataset_edit = add_path_row(form, "Dataset", "preprocessed dataset (.h5)", self._browse_dataset)
-        self.model_edit = add_path_row(form, "Body model", "empty: the dataset's model", self._browse_model)
-        self.output_edit = add_path_row(form, "Output folder", "checkpoints and logs", self._browse_output)
         row = QHBoxLayout()
         self.config_label = QLabel("defaults")
-        load = QPushButton("Load config…")
+        load, save = QPushButton("Load config…"), QPushButton("Save config…")
         load.clicked.connect(self._browse_config)
+        save.clicked.connect(self._save_config_dialog)
+        row.addWidget(QLabel("Config:"))
         row.addWidget(self.config_label, 1)
         row.addWidget(load)
-        form.addRow("Config", row)
-        layout.addWidget(box)
-
-        box = QGroupBox("Settings")
-        form = QFormLayout(box)
-        self.backbone_combo = QComboBox()
-        self.backbone_combo.addItems(["small_cnn", "resnet18", "resnet34", "resnet50"])
-        self.backbone_combo.setEditable(True)  # timm:<name> / torchvision:<name> when installed
-        form.addRow("Backbone", self.backbone_combo)
-        self.epochs_spin = spin_box(1, 100000, 20)
-        form.addRow("Epochs", self.epochs_spin)
-        self.batch_spin = spin_box(1, 4096, 8)
-        form.addRow("Batch size", self.batch_spin)
-        self.lr_spin = self._float_spin(OptimConfig().lr)
-        form.addRow("Learning rate", self.lr_spin)
-        self.backbone_lr_spin = self._float_spin(OptimConfig().backbone_lr)
-        form.addRow("Backbone learning rate", self.backbone_lr_spin)
-        self.val_spin = QDoubleSpinBox()
-        self.val_spin.setRange(0.0, 0.9)
-        self.val_spin.setSingleStep(0.05)
-        self.val_spin.setValue(0.15)
-        form.addRow("Validation fraction", self.val_spin)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda"])
-        form.addRow("Device", self.device_combo)
-        self.augment_check = QCheckBox("augment images (photometric, shared across views)")
-        self.augment_check.setChecked(True)
-        form.addRow(self.augment_check)
+        row.addWidget(save)
+        layout.addLayout(row)
+        box = QGroupBox("Settings (every key of the training config; hover a field for its meaning)")
+        inner = QVBoxLayout(box)
+        self.form = ConfigForm(TrainConfig, hints=train_hints())
+        self.form.widget("data.dataset").changed.connect(self._dataset_chosen)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form.native)
+        scroll.setMinimumHeight(260)
+        inner.addWidget(scroll)
         layout.addWidget(box)
 
         (self.start_btn, self.stop_btn, self.resume_btn), self.progress = add_job_controls(
             layout, ("Start", "Stop", "Resume")
         )
         self.status = wrapping_label(layout)
-        self.loss_plot = CurvePlot("loss (log)", log=True)
-        self.metric_plot = CurvePlot("validation 2D error (px, original images)")
+        self.loss_plot = LivePlot("loss", y_label="loss", log=True)
+        self.metric_plot = LivePlot("validation 2D error (original images)", y_label="px")
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.metric_plot)
-        layout.addStretch(1)
         self.start_btn.clicked.connect(lambda: self.start(resume=False))
         self.resume_btn.clicked.connect(lambda: self.start(resume=True))
         self.stop_btn.clicked.connect(self.stop)
         self._set_running(False)
 
-    @staticmethod
-    def _float_spin(value: float) -> QDoubleSpinBox:
-        s = QDoubleSpinBox()
-        s.setDecimals(6)
-        s.setRange(0.0, 1.0)
-        s.setSingleStep(1e-4)
-        s.setValue(value)
-        return s
-
-    def _browse_dataset(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Dataset", "", "Datasets (*.h5 *.hdf5);;All files (*)")
-        if path:
-            self.dataset_edit.setText(path)
-            if not self.output_edit.text():
-                self.output_edit.setText(
-                    str(Path(path).with_name(Path(path).name.split(".")[0] + "_training"))
-                )
-
-    def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "SMIL model", "", "SMIL models (*.pkl);;All files (*)")
-        if path:
-            self.model_edit.setText(path)
-
-    def _browse_output(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Output folder")
-        if path:
-            self.output_edit.setText(path)
+    def _dataset_chosen(self, *_args) -> None:
+        """A new dataset: propose ``<dataset>_training`` as the output folder while it is the default."""
+        path = str(self.form.widget("data.dataset").line_edit.value).strip()
+        out = self.form.widget("output_dir")
+        if path and str(out.line_edit.value).strip() in ("", "training_run"):
+            out.line_edit.value = str(Path(path).with_name(Path(path).name.split(".")[0] + "_training"))
 
     def _browse_config(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Training config", "", "Configs (*.json *.toml)")
         if path:
             self.load_config(path)
 
+    def _save_config_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save training config", "", "JSON (*.json)")
+        if path:
+            self.save_config(path)
+
     def load_config(self, path: str | Path) -> None:
-        """Fill the fields from a config file; its other settings are kept for the run."""
+        """Show every setting of a config file in the form."""
         from napari_smil_mv.training import load_config
 
         try:
@@ -255,40 +149,22 @@ class TrainWidget(QWidget):
         except (ValueError, FileNotFoundError) as exc:
             self._say(f"Cannot load the config: {exc}")
             return
-        self.base_config = cfg.to_dict()
+        self.form.set_value(cfg)
         self.config_label.setText(Path(path).name)
-        self.dataset_edit.setText(cfg.data.dataset)
-        self.model_edit.setText(cfg.body_model or "")
-        self.output_edit.setText(cfg.output_dir)
-        self.backbone_combo.setCurrentText(cfg.network_spec().backbone)
-        self.epochs_spin.setValue(cfg.epochs)
-        self.batch_spin.setValue(cfg.data.batch_size)
-        self.lr_spin.setValue(cfg.optim.lr)
-        self.backbone_lr_spin.setValue(cfg.optim.backbone_lr or cfg.optim.lr)
-        self.val_spin.setValue(cfg.data.val_fraction)
-        self.device_combo.setCurrentText(cfg.device)
-        self.augment_check.setChecked(cfg.data.augment)
+
+    def save_config(self, path: str | Path) -> Path | None:
+        """Write the form's config as JSON (the file ``napari-smil-mv train --config`` reads)."""
+        from napari_smil_mv.training import save_config
+
+        try:
+            return save_config(self.config(), path)
+        except (ValueError, OSError) as exc:
+            self._say(f"Not saved: {exc}")
+            return None
 
     def config(self):
-        """The TrainConfig of the fields (over a loaded config file); ValueError names a bad field."""
-        from napari_smil_mv.training import TrainConfig
-
-        d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.base_config.items()}
-        d["output_dir"] = self.output_edit.text().strip() or "training_run"
-        d["body_model"] = self.model_edit.text().strip() or None
-        d["epochs"] = int(self.epochs_spin.value())
-        d["device"] = self.device_combo.currentText()
-        d.setdefault("data", {}).update(
-            dataset=self.dataset_edit.text().strip(),
-            batch_size=int(self.batch_spin.value()),
-            val_fraction=float(self.val_spin.value()),
-            augment=self.augment_check.isChecked(),
-        )
-        d.setdefault("model", {})["backbone"] = self.backbone_combo.currentText().strip()
-        d.setdefault("optim", {}).update(
-            lr=float(self.lr_spin.value()), backbone_lr=float(self.backbone_lr_spin.value())
-        )
-        return TrainConfig.from_dict(d)
+        """The TrainConfig of the form; ValueError names a bad field (shown under the form too)."""
+        return self.form.value()
 
     # ------------------------------------------------------------------------------------------ run
     def _set_running(self, running: bool) -> None:
