@@ -284,12 +284,13 @@ def test_fit_widget(viewer, tiny_session, qtbot, tmp_path):
     viewer.layers.clear()
     api.show_session(viewer, tiny_session)
     widget = FitWidget(viewer)
-    widget.iterations_spin.setValue(25)
+    widget.form.set_field(f"stages.{len(widget.config().stages) - 1}.iterations", 25)
     worker = widget.run()
     assert worker is not None and widget.run() is None  # one fit at a time
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
     assert widget.outcome is not None and not widget.outcome.result.cancelled
     assert "fit" in widget.loss_label.text() or "done" in widget.loss_label.text()
+    assert sum(len(s) for s in widget.loss_plot.series.values()) >= 3  # the live loss curve got points
     roles = [meta(la)["role"] for la in viewer.layers]
     assert roles[:12] == ["video", "mesh_proj", "skeleton", "reprojection", "keypoints", "kp_pred"] * 2
     assert viewer.canvas.grid.enabled and viewer.canvas.grid.stride == 6

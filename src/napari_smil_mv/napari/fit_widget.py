@@ -15,15 +15,12 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtGui import QDoubleValidator
 from qtpy.QtWidgets import (
-    QCheckBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -31,8 +28,10 @@ from qtpy.QtWidgets import (
 
 from napari_smil_mv import api
 from napari_smil_mv.fitting import FitConfig, FitEvent
-from napari_smil_mv.fitting.config import default_weights
+from napari_smil_mv.napari.config_forms import ConfigForm
+from napari_smil_mv.napari.config_hints import fit_hints
 from napari_smil_mv.napari.fit_job import FitOutcome, prepare_fit, run_fit_job
+from napari_smil_mv.napari.live_plot import LivePlot
 from napari_smil_mv.napari.registry import session_id_of
 from napari_smil_mv.napari.widget_parts import (
     add_buttons,
@@ -45,9 +44,6 @@ from napari_smil_mv.results import RESULTS_SUFFIX, write_results
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
-
-#: FitConfig weights offered in the widget (the others keep their defaults).
-WIDGET_WEIGHTS = ("points3d", "smooth_acc", "pose_prior", "shape_prior")
 
 
 def fit_worker(
@@ -82,6 +78,7 @@ class FitWidget(QWidget):
         self.worker: Any = None
         self.last_event: FitEvent | None = None
         self._cancel = threading.Event()
+        self._stage_x: dict[int, tuple[int, int]] = {}
         self._build_ui()
 
     # ------------------------------------------------------------------------------------------ UI
@@ -106,26 +103,14 @@ class FitWidget(QWidget):
         form.addRow("Frames", row)
         layout.addWidget(box)
 
-        box = QGroupBox("Settings")
-        form = QFormLayout(box)
-        self.iterations_spin = QSpinBox()
-        self.iterations_spin.setRange(1, 100000)
-        self.iterations_spin.setValue(FitConfig().stages[-1].iterations)
-        form.addRow("Iterations (last stage)", self.iterations_spin)
-        self.sigma_edit = self._number_edit(FitConfig().reproj_sigma_px)
-        form.addRow("2D robust scale (px)", self.sigma_edit)
-        self.weight_edits: dict[str, QLineEdit] = {}
-        defaults = default_weights()
-        for name in WIDGET_WEIGHTS:
-            self.weight_edits[name] = self._number_edit(defaults[name])
-            form.addRow(f"weight {name}", self.weight_edits[name])
-        self.exclude_check = QCheckBox("leave out cameras inconsistent with the others")
-        self.exclude_check.setChecked(True)
-        form.addRow(self.exclude_check)
+        box = QGroupBox("Settings (every FitConfig field; hover a field for its meaning)")
+        QVBoxLayout(box).addWidget(self._settings_form())
         layout.addWidget(box)
 
         (self.run_btn, self.stop_btn), self.progress = add_job_controls(layout, ("Run", "Stop"))
         self.loss_label = wrapping_label(layout)
+        self.loss_plot = LivePlot("fit loss", x_label="iteration (all stages)", y_label="loss", log=True)
+        layout.addWidget(self.loss_plot)
         self.status = wrapping_label(layout)
         self.save_btn, self.open_btn = add_buttons(layout, ("Save results…", "Show results file…"))
         layout.addStretch(1)
@@ -136,12 +121,10 @@ class FitWidget(QWidget):
         self.open_btn.clicked.connect(self._open_dialog)
         self._set_running(False)
 
-    def _number_edit(self, value: float) -> QLineEdit:
-        edit = QLineEdit(f"{value:g}")
-        validator = QDoubleValidator(0.0, 1e12, 12)
-        validator.setNotation(QDoubleValidator.Notation.ScientificNotation)
-        edit.setValidator(validator)
-        return edit
+    def _settings_form(self) -> QWidget:
+        """The generated FitConfig form (robust loss, weights in front; stages and the rest under Advanced)."""
+        self.form = ConfigForm(FitConfig, hints=fit_hints())
+        return self.form.native
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "SMIL model", "", "SMIL models (*.pkl);;All files (*)")
@@ -163,20 +146,8 @@ class FitWidget(QWidget):
 
     # ------------------------------------------------------------------------------------------ settings
     def config(self) -> FitConfig:
-        """The FitConfig of the current settings (ValueError naming a bad field)."""
-        cfg = FitConfig()
-        values = {}
-        for name, edit in (("2D robust scale", self.sigma_edit), *self.weight_edits.items()):
-            try:
-                values[name] = float(edit.text().replace(",", "."))
-            except ValueError:
-                raise ValueError(f"{name}: {edit.text()!r} is not a number") from None
-        cfg.reproj_sigma_px = values.pop("2D robust scale")
-        cfg.weights.update(values)
-        cfg.stages[-1].iterations = int(self.iterations_spin.value())
-        cfg.exclude_inconsistent_cameras = self.exclude_check.isChecked()
-        cfg.validate()
-        return cfg
+        """The FitConfig of the form (ValueError naming a bad field, shown under the form too)."""
+        return self.form.value()
 
     def frames(self) -> tuple[int | None, int | None]:
         """``(start, stop)`` video frames (None = open end)."""
@@ -214,6 +185,8 @@ class FitWidget(QWidget):
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self.outcome = None
+        self.loss_plot.clear()
+        self._stage_x.clear()
         self.progress.setValue(0)
         self._set_running(True)
         self._say(f"Fitting {session.name}…")
@@ -236,8 +209,17 @@ class FitWidget(QWidget):
             self.loss_label.setText(
                 f"{event.stage} {event.iteration}/{event.total}: loss {event.loss:.5g} ({terms})"
             )
+            self._plot_event(event)
         else:
             self.loss_label.setText(event.message)
+
+    def _plot_event(self, event: FitEvent) -> None:
+        """One point of the loss curve; x counts iterations over all stages, one series per stage."""
+        if event.stage_index not in self._stage_x:  # (first x, iterations) of each stage seen
+            x0 = sum(total for _x, total in self._stage_x.values())
+            self._stage_x[event.stage_index] = (x0, event.total)
+        x0 = self._stage_x[event.stage_index][0]
+        self.loss_plot.append(event.stage, x0 + event.iteration, event.loss)
 
     def _on_done(self, outcome: FitOutcome) -> None:
         from napari_smil_mv.napari.results_view import add_results_layers
