@@ -88,7 +88,7 @@ def test_preprocess_widget_runs_cancels_and_opens(make_napari_viewer, qtbot):
     w.add_session(synthetic_session())
     out = fresh_dir("widget") / "w.smilmv-dataset.h5"
     w.output_edit.setText(str(out))
-    w.size_spin.setValue(32)
+    w.form.set_field("image_size", 32)
     worker = w.run()
     w.cancel()  # before the first sample: the run stops and keeps its partial file
     with qtbot.waitSignal(worker.finished, timeout=60000):

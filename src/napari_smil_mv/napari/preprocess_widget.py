@@ -14,17 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QLineEdit,
     QListWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from napari_smil_mv.dataset import CROP_MODES, PreprocessEvent, PreprocessOptions, iter_preprocess
-from napari_smil_mv.napari.widget_parts import add_job_controls, button_row, spin_box, wrapping_label
+from napari_smil_mv.dataset import PreprocessEvent, PreprocessOptions, iter_preprocess
+from napari_smil_mv.napari.config_forms import ConfigForm
+from napari_smil_mv.napari.config_hints import preprocess_hints
+from napari_smil_mv.napari.widget_parts import add_job_controls, button_row, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -74,24 +76,13 @@ class PreprocessWidget(QWidget):
         form.addRow("Body model", self.model_edit)
         form.addRow("Joint map", self.joint_map_edit)
         form.addRow("Units", self.units_edit)
-        self.crop_combo = QComboBox()
-        self.crop_combo.addItems(list(CROP_MODES))
-        form.addRow("Crop", self.crop_combo)
-        self.size_spin = spin_box(16, 2048, 224)
-        self.min_views_spin = spin_box(1, 64, 2)
-        self.frame_skip_spin = spin_box(1, 100000, 1)
-        self.max_frames_spin = spin_box(0, 10**9, 0)
-        self.max_frames_spin.setSpecialValueText("all")
-        form.addRow("Image size (px)", self.size_spin)
-        form.addRow("Min views", self.min_views_spin)
-        form.addRow("Frame skip", self.frame_skip_spin)
-        form.addRow("Max frames / session", self.max_frames_spin)
-        self.exclude_edit = QLineEdit()
-        self.exclude_edit.setPlaceholderText("comma-separated camera names, e.g. side (optional)")
-        form.addRow("Exclude cameras", self.exclude_edit)
         self.overwrite_check = QCheckBox("Overwrite an existing output")
         form.addRow("", self.overwrite_check)
         layout.addLayout(form)
+        box = QGroupBox("Options (every PreprocessOptions field; hover a field for its meaning)")
+        self.form = ConfigForm(PreprocessOptions, hints=preprocess_hints())
+        QVBoxLayout(box).addWidget(self.form.native)
+        layout.addWidget(box)
         (self.run_btn, self.cancel_btn, self.open_btn), self.progress = add_job_controls(
             layout, ("Run", "Cancel", "Open dataset"), progress_max=100
         )
@@ -133,16 +124,8 @@ class PreprocessWidget(QWidget):
         return [self.session_list.item(i).text() for i in range(self.session_list.count())]
 
     def options(self) -> PreprocessOptions:
-        """The options set in the form."""
-        max_frames = self.max_frames_spin.value()
-        return PreprocessOptions(
-            image_size=self.size_spin.value(),
-            crop_mode=self.crop_combo.currentText(),
-            min_views=self.min_views_spin.value(),
-            frame_skip=self.frame_skip_spin.value(),
-            max_frames_per_session=max_frames or None,
-            exclude_cameras=tuple(n.strip() for n in self.exclude_edit.text().split(",") if n.strip()),
-        )
+        """The options of the form (ValueError naming a bad option, shown under the form too)."""
+        return self.form.value()
 
     # ------------------------------------------------------------------------------------------ running
     def run(self) -> Any:
@@ -153,6 +136,11 @@ class PreprocessWidget(QWidget):
         if not sessions or not output:
             self.status.setText("Add at least one session and choose an output file.")
             return None
+        try:
+            options = self.options()
+        except ValueError as exc:
+            self.status.setText(f"Cannot preprocess: {exc}")
+            return None
         self.output_path = Path(output)
         self.cancel_event = threading.Event()
         self.worker = create_worker(
@@ -161,7 +149,7 @@ class PreprocessWidget(QWidget):
             output,
             self.model_edit.text().strip() or None,
             self.joint_map_edit.text().strip() or None,
-            self.options(),
+            options,
             self.units_edit.text().strip() or None,
             self.overwrite_check.isChecked(),
             self.cancel_event,
