@@ -44,7 +44,8 @@ def test_infer_widget_on_the_shown_session_and_a_dataset(viewer, qtbot, tmp_path
 
     widget.source_combo.setCurrentText(SOURCES[2])
     widget.path_edit.setText(str(synthetic_dataset()))
-    widget.refine_check.setChecked(True)
+    widget.form.set_field("refine", True)
+    widget.form.set_field("refine_iterations", 3)
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert widget.results[0].provenance.get("refined") is True

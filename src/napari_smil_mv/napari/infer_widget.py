@@ -2,8 +2,9 @@
 the fly), a session folder, or a preprocessed dataset; optionally refine with the fitter; show the predictions as
 the same layers as a fit; save the results file and the exports.
 
-Inference runs in a napari worker thread around :func:`napari_smil_mv.inference.infer_session_iter` /
-:func:`~napari_smil_mv.inference.infer_dataset_iter`; only the main-thread slots touch layers and widgets.
+Inference runs in a napari worker thread around :func:`napari_smil_mv.inference.iter_inference` (the options of
+``napari-smil-mv infer`` in one :class:`~napari_smil_mv.inference.InferOptions`, shown as a generated form: device,
+batch, refinement, frame range, camera-exclusion override, …); only the main-thread slots touch layers and widgets.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_smil_mv import api
+from napari_smil_mv.inference.options import InferOptions
+from napari_smil_mv.napari.config_forms import ConfigForm
+from napari_smil_mv.napari.config_hints import infer_hints
 from napari_smil_mv.napari.widget_parts import add_buttons, add_job_controls, add_path_row, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,17 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
 SOURCES = ("session shown in the viewer", "session folder", "dataset file")
 
 
-def infer_worker(checkpoint: str, source: str, target: Any, refine: bool, device: str, batch: int, cancel):
+def infer_worker(checkpoint: str, target: Any, options: InferOptions, cancel):
     """Worker body (no viewer access): yields InferEvents; returns ``(results, model data)``."""
-    from napari_smil_mv.inference import Predictor, infer_dataset_iter, infer_session_iter
+    from napari_smil_mv.inference import Predictor, iter_inference
 
-    pr = Predictor(checkpoint, device=device)
-    if source == "dataset file":
-        events = infer_dataset_iter(pr, target, batch_size=batch, refine=refine, cancel=cancel)
-    else:
-        events = infer_session_iter(pr, target, batch_size=batch, refine=refine, cancel=cancel)
+    pr = Predictor(checkpoint, options.model, options.device)
     results: list = []
-    for ev in events:
+    for ev in iter_inference(pr, target, options, cancel):
         results = ev.results or results
         yield ev
     return results, pr.model_data
@@ -69,15 +67,10 @@ class InferWidget(QWidget):
         self.source_combo.addItems(SOURCES)
         form.addRow("Predict on", self.source_combo)
         self.path_edit = add_path_row(form, "Path", "session folder or dataset (.h5)", self._browse_path)
-        self.refine_check = QCheckBox("refine the prediction with the fitter")
-        form.addRow(self.refine_check)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(["cpu", "cuda"])
-        form.addRow("Device", self.device_combo)
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 1024)
-        self.batch_spin.setValue(8)
-        form.addRow("Batch size", self.batch_spin)
+        layout.addWidget(box)
+        box = QGroupBox("Options (every option of 'napari-smil-mv infer'; hover a field for its meaning)")
+        self.form = ConfigForm(InferOptions, hints=infer_hints())
+        QVBoxLayout(box).addWidget(self.form.native)
         layout.addWidget(box)
         (self.run_btn, self.stop_btn), self.progress = add_job_controls(layout, ("Run", "Stop"))
         self.status = wrapping_label(layout)
@@ -130,6 +123,7 @@ class InferWidget(QWidget):
         try:
             if not checkpoint:
                 raise ValueError("choose a checkpoint (.pt)")
+            options = self.form.value()
             if source == SOURCES[0]:
                 target = api.session_of(self.viewer)
             else:
@@ -140,16 +134,7 @@ class InferWidget(QWidget):
             self._say(f"Cannot run: {exc}")
             return None
         self._cancel = threading.Event()
-        worker = create_worker(
-            infer_worker,
-            checkpoint,
-            source,
-            target,
-            self.refine_check.isChecked(),
-            self.device_combo.currentText(),
-            int(self.batch_spin.value()),
-            self._cancel,
-        )
+        worker = create_worker(infer_worker, checkpoint, target, options, self._cancel)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_done)
         worker.errored.connect(lambda exc: self._say(f"Inference failed: {exc}"))
