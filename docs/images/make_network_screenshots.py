@@ -70,13 +70,20 @@ def main(work: Path) -> None:
     viewer.window.resize(1400, 900)
     train = TrainWidget(viewer)
     viewer.window.add_dock_widget(train, name="Train network", area="right")
-    train.dataset_edit.setText(str(dataset))
-    train.output_edit.setText(str(work / "run"))
-    train.epochs_spin.setValue(60)
-    train.lr_spin.setValue(1e-3)
-    train.backbone_lr_spin.setValue(5e-4)
-    train.device_combo.setCurrentText("cpu")
-    train.base_config = {"n_samples": 2, "data": {"dataset": str(dataset), "block_frames": 6}}
+    from napari_smil_mv.training import TrainConfig
+
+    train.form.set_value(
+        TrainConfig.from_dict(
+            {
+                "output_dir": str(work / "run"),
+                "epochs": 60,
+                "device": "cpu",
+                "n_samples": 2,
+                "data": {"dataset": str(dataset), "block_frames": 6},
+                "optim": {"lr": 1e-3, "backbone_lr": 5e-4},
+            }
+        )
+    )
     train.start()
     _wait(app, train, until=lambda: len(train.history) >= 25)
     app.processEvents()
