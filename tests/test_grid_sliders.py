@@ -7,21 +7,19 @@ import warnings
 
 import pytest
 
+from _dataset_fixtures import synthetic_session
 from _napari_fixtures import hidden_viewer
 
 pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def session_and_outcome(tmp_path_factory):
+def session_and_outcome():
     from napari_smil_mv.fitting import FitConfig
     from napari_smil_mv.napari.fit_job import prepare_fit, run_fit_job
     from napari_smil_mv.sessions import load_session
-    from napari_smil_mv.sessions.synthetic import write_synthetic_session
 
-    folder = write_synthetic_session(
-        tmp_path_factory.mktemp("sliders") / "session", n_cameras=2, n_frames=6, image_size=(160, 120)
-    )
+    folder = synthetic_session(n_cameras=2, n_frames=6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         session = load_session(folder)
