@@ -294,3 +294,17 @@ def test_help_text_comes_from_the_numpydoc():
     assert "pixels" in fit["reproj_sigma_px"]
     assert fit["camera_outlier_px"] == fit["camera_outlier_ratio"]
     assert "JPEG" in doc_help(PreprocessOptions)["jpeg_quality"]
+
+
+def test_nested_fields_follow_their_group_into_the_advanced_section(qtbot):
+    form = ConfigForm(FitConfig, hints=config_hints.fit_hints())
+    qtbot.addWidget(form.native)
+    advanced, main = form.advanced.native, form.main.native
+    assert advanced.isAncestorOf(form.widget("stages.0.iterations").native)
+    assert main.isAncestorOf(form.widget("weights").native)
+    train = ConfigForm(TrainConfig, TrainConfig(data=DataConfig("d.h5")), hints=config_hints.train_hints())
+    qtbot.addWidget(train.native)
+    for path in ("data.dataset", "optim.lr", "model.pretrained", "model.fusion", "epochs"):
+        assert train.main.native.isAncestorOf(train.widget(path).native), path
+    for path in ("data.gap_frames", "loss.weights", "loss.curriculum", "model.ief_iters", "amp"):
+        assert train.advanced.native.isAncestorOf(train.widget(path).native), path

@@ -201,8 +201,9 @@ class ConfigForm:
             return False
         if path in self.hints.advanced or (f is not None and f.metadata.get("advanced")):
             return True
-        parent = path.rpartition(".")[0]
-        return bool(parent) and parent in self.hints.advanced
+        parts = path.split(".")
+        ancestors = {".".join(parts[:i]) for i in range(1, len(parts))}
+        return bool(ancestors & self.hints.advanced) and not ancestors & self.hints.basic
 
     def _editor(self, f: dataclasses.Field, owner: type, path: str) -> Editor:
         hints = typing.get_type_hints(owner)

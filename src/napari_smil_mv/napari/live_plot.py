@@ -43,6 +43,8 @@ class LivePlot(QWidget):
         if y_label:
             self.plot.setLabel("left", y_label)
         self.plot.setLogMode(False, log)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)  # no "(x0.001)" rescaling of the labels
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.legend = self.plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
         self.plot.setMinimumHeight(140)
