@@ -371,6 +371,19 @@ class ConfigForm:
         self._show_error(None)
         return out
 
+    def scroll_area(self, min_height: int = 240) -> Any:
+        """The form in a vertical scroll area (a docked widget is squeezed to the window height otherwise)."""
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QFrame, QScrollArea
+
+        area = QScrollArea()
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        area.setWidget(self.native)
+        area.setMinimumHeight(min(min_height, self.native.sizeHint().height() + 4))
+        return area
+
     def set_field(self, path: str, value: Any) -> None:
         """Show ``value`` in the editor of the field at dotted ``path`` (``"data.batch_size"``, ``"stages.2.lr"``;
         a key of a weights dict: ``"weights.smooth_acc"``)."""

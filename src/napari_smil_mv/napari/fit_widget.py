@@ -124,7 +124,7 @@ class FitWidget(QWidget):
     def _settings_form(self) -> QWidget:
         """The generated FitConfig form (robust loss, weights in front; stages and the rest under Advanced)."""
         self.form = ConfigForm(FitConfig, hints=fit_hints())
-        return self.form.native
+        return self.form.scroll_area(300)
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "SMIL model", "", "SMIL models (*.pkl);;All files (*)")

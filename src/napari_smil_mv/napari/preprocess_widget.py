@@ -81,7 +81,7 @@ class PreprocessWidget(QWidget):
         layout.addLayout(form)
         box = QGroupBox("Options (every PreprocessOptions field; hover a field for its meaning)")
         self.form = ConfigForm(PreprocessOptions, hints=preprocess_hints())
-        QVBoxLayout(box).addWidget(self.form.native)
+        QVBoxLayout(box).addWidget(self.form.scroll_area(260))
         layout.addWidget(box)
         (self.run_btn, self.cancel_btn, self.open_btn), self.progress = add_job_controls(
             layout, ("Run", "Cancel", "Open dataset"), progress_max=100

@@ -19,7 +19,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -103,11 +102,7 @@ class TrainWidget(QWidget):
         inner = QVBoxLayout(box)
         self.form = ConfigForm(TrainConfig, hints=train_hints())
         self.form.widget("data.dataset").changed.connect(self._dataset_chosen)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.form.native)
-        scroll.setMinimumHeight(260)
-        inner.addWidget(scroll)
+        inner.addWidget(self.form.scroll_area(320))
         layout.addWidget(box)
 
         (self.start_btn, self.stop_btn, self.resume_btn), self.progress = add_job_controls(
