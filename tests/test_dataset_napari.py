@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from _dataset_fixtures import fresh_dir, synthetic_dataset, synthetic_session
-from napari_smil_mv.napari.dataset_browser import (
+from napari_smil_mv.napari.readers.dataset_browser import (
     dataset_layer_data,
     get_dataset_reader,
     load_overview,
@@ -60,7 +60,7 @@ def test_overview_and_layers():
 
 @pytest.mark.gui
 def test_browser_widget(make_napari_viewer, qtbot):
-    from napari_smil_mv.napari.dataset_browser_widget import DatasetBrowser
+    from napari_smil_mv.napari.widgets.dataset_browser_widget import DatasetBrowser
 
     viewer = make_napari_viewer()
     browser = DatasetBrowser(viewer)
@@ -80,7 +80,7 @@ def test_browser_widget(make_napari_viewer, qtbot):
 
 @pytest.mark.gui
 def test_preprocess_widget_runs_cancels_and_opens(make_napari_viewer, qtbot):
-    from napari_smil_mv.napari.preprocess_widget import PreprocessWidget
+    from napari_smil_mv.napari.widgets.preprocess_widget import PreprocessWidget
 
     viewer = make_napari_viewer()
     w = PreprocessWidget(viewer)

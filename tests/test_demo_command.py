@@ -157,7 +157,7 @@ def test_bad_arguments(tmp_path):
 
 def test_demo_body_sample_layers():
     from napari_smil_mv.body import load_smil_model
-    from napari_smil_mv.napari.sample_data import SAMPLE_FRAMES, make_demo_body_sample
+    from napari_smil_mv.napari.sample_data.demo_body import SAMPLE_FRAMES, make_demo_body_sample
 
     data = load_smil_model(None)
     layers = make_demo_body_sample()

@@ -98,7 +98,7 @@ def test_preprocess_command_exclude_cameras(capsys):
 
 
 def test_preprocess_widget_exclude_field(qtbot):
-    from napari_smil_mv.napari.preprocess_widget import PreprocessWidget
+    from napari_smil_mv.napari.widgets.preprocess_widget import PreprocessWidget
 
     widget = PreprocessWidget(None)
     qtbot.addWidget(widget)

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 @pytest.fixture(scope="module")
 def session_and_outcome():
     from napari_smil_mv.fitting import FitConfig
-    from napari_smil_mv.napari.fit_job import prepare_fit, run_fit_job
+    from napari_smil_mv.napari.jobs.fit_job import prepare_fit, run_fit_job
     from napari_smil_mv.sessions import load_session
 
     folder = synthetic_session(n_cameras=2, n_frames=6)

@@ -19,7 +19,7 @@ def viewer(qapp):
 @pytest.mark.gui
 def test_frame_range_and_camera_override_from_the_form(viewer, qtbot):
     from napari_smil_mv import api
-    from napari_smil_mv.napari.infer_widget import SOURCES, InferWidget
+    from napari_smil_mv.napari.widgets.infer_widget import SOURCES, InferWidget
     from napari_smil_mv.sessions import load_session
 
     with warnings.catch_warnings():

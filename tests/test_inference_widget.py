@@ -19,7 +19,7 @@ def viewer(qapp):
 @pytest.mark.gui
 def test_infer_widget_on_the_shown_session_and_a_dataset(viewer, qtbot, tmp_path):
     from napari_smil_mv import api
-    from napari_smil_mv.napari.infer_widget import SOURCES, InferWidget
+    from napari_smil_mv.napari.widgets.infer_widget import SOURCES, InferWidget
     from napari_smil_mv.results import read_results
     from napari_smil_mv.sessions import load_session
 

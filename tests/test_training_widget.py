@@ -16,7 +16,7 @@ def viewer(qapp):
 
 
 def test_sample_mosaic_places_keypoints_in_their_view():
-    from napari_smil_mv.napari.train_widget import sample_mosaic
+    from napari_smil_mv.napari.widgets.train_widget import sample_mosaic
 
     S = 8
     sample = {
@@ -33,7 +33,7 @@ def test_sample_mosaic_places_keypoints_in_their_view():
 
 @pytest.mark.gui
 def test_train_widget_start_stop_resume(viewer, qtbot):
-    from napari_smil_mv.napari.train_widget import SAMPLE_LAYERS, TrainWidget
+    from napari_smil_mv.napari.widgets.train_widget import SAMPLE_LAYERS, TrainWidget
 
     out = fresh_dir("widget")
     from napari_smil_mv.training import TrainConfig

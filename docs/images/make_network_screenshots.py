@@ -53,8 +53,8 @@ def main(work: Path) -> None:
 
     from napari_smil_mv import api
     from napari_smil_mv.dataset import PreprocessOptions, preprocess
-    from napari_smil_mv.napari.infer_widget import SOURCES, InferWidget
-    from napari_smil_mv.napari.train_widget import TrainWidget
+    from napari_smil_mv.napari.widgets.infer_widget import SOURCES, InferWidget
+    from napari_smil_mv.napari.widgets.train_widget import TrainWidget
     from napari_smil_mv.sessions import load_session
     from napari_smil_mv.sessions.synthetic import write_synthetic_session
 

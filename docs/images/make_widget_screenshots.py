@@ -77,12 +77,12 @@ def main(work: Path) -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_smil_mv import api
-    from napari_smil_mv.napari.dataset_browser_widget import DatasetBrowser
-    from napari_smil_mv.napari.fit_widget import FitWidget
-    from napari_smil_mv.napari.infer_widget import SOURCES, InferWidget
-    from napari_smil_mv.napari.preprocess_widget import PreprocessWidget
-    from napari_smil_mv.napari.session_widget import SessionWidget
-    from napari_smil_mv.napari.train_widget import TrainWidget
+    from napari_smil_mv.napari.widgets.dataset_browser_widget import DatasetBrowser
+    from napari_smil_mv.napari.widgets.fit_widget import FitWidget
+    from napari_smil_mv.napari.widgets.infer_widget import SOURCES, InferWidget
+    from napari_smil_mv.napari.widgets.preprocess_widget import PreprocessWidget
+    from napari_smil_mv.napari.widgets.session_widget import SessionWidget
+    from napari_smil_mv.napari.widgets.train_widget import TrainWidget
     from napari_smil_mv.sessions import load_session
     from napari_smil_mv.sessions.synthetic import write_synthetic_session
     from napari_smil_mv.training import TrainConfig

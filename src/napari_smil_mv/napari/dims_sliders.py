@@ -2,7 +2,7 @@
 
 napari sizes ``viewer.dims`` from the extent of *every* layer, hidden ones too, and shows a slider for every
 non-displayed axis with more than one step. The world layers are 4D ``(z, frame, y, x)``
-(:mod:`napari_smil_mv.napari.world_layers`) while the per-camera layers are 3D ``(frame, row, col)``, so in the
+(:mod:`napari_smil_mv.napari.layers.world_layers`) while the per-camera layers are 3D ``(frame, row, col)``, so in the
 2D camera grid the hidden world layers add a stray ``z`` slider next to the frame slider. In the grid and mosaic
 layouts :func:`hide_unused_sliders` gives such axes (spanned only by hidden layers) a single step, which napari
 shows without a slider; :func:`restore_ranges` gives every axis its full range again (the world view), from the

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_smil_mv.napari.dims_sliders import hide_unused_sliders, keep_sliders_hidden, restore_ranges
-from napari_smil_mv.napari.layers import LAYERS_PER_CAMERA, session_layer_data
+from napari_smil_mv.napari.layers.session_layers import LAYERS_PER_CAMERA, session_layer_data
+from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
 from napari_smil_mv.napari.registry import get_session, register_session, session_id_of
-from napari_smil_mv.napari.video_array import prefetch_first_frames
 from napari_smil_mv.sessions import Session
 from napari_smil_mv.sessions import load_session as _load_session
 
@@ -149,7 +149,7 @@ def show_session(
     session
         A loaded session (registered here, so :func:`session_of` finds it).
     cameras, frames, layer_options
-        Passed to :func:`napari_smil_mv.napari.layers.session_layer_data` (``points3d``, ``score_threshold``,
+        Passed to :func:`napari_smil_mv.napari.layers.session_layers.session_layer_data` (``points3d``, ``score_threshold``,
         ``point_size``, ``frustum_depth``).
     layout
         ``"grid"``, ``"mosaic"``, ``"world"`` or None (leave the viewer's layout alone; world layers start hidden).

@@ -61,7 +61,7 @@ class FitOutcome:
     results
         The same as :class:`~napari_smil_mv.results.Results` (what ``write_results`` stores).
     layer_data
-        Result layer data (:func:`napari_smil_mv.napari.results_layers.results_layer_data`), or None.
+        Result layer data (:func:`napari_smil_mv.napari.layers.results_layers.results_layer_data`), or None.
     model
         The body model.
     inputs
@@ -194,8 +194,8 @@ def run_fit_job(
     device
         Torch device (default CPU).
     """
-    from napari_smil_mv.napari.layers import session_meta
-    from napari_smil_mv.napari.results_layers import results_layer_data
+    from napari_smil_mv.napari.layers.results_layers import results_layer_data
+    from napari_smil_mv.napari.layers.session_layers import session_meta
 
     result = None
     for event in fit_iter(job.model, job.data, config, device=device, cancel=cancel):

@@ -1,5 +1,5 @@
 """napari coordinates of the plugin's arrays (pure numpy): image ``(x, y)`` to ``(frame, row, col)`` and skeleton
-edges as napari Vectors. World coordinates: :func:`napari_smil_mv.napari.world_layers.world_to_napari`.
+edges as napari Vectors. World coordinates: :func:`napari_smil_mv.napari.layers.world_layers.world_to_napari`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def skeleton_vectors(
         ``(i, j)`` node-index pairs; an edge runs from node ``i`` to node ``j``.
     to_napari
         ``(M, C)`` points and ``(M,)`` frame coordinates (or a scalar) -> ``(M, D)`` napari coordinates
-        (:func:`rowcol_at`, :func:`napari_smil_mv.napari.world_layers.world_to_napari`).
+        (:func:`rowcol_at`, :func:`napari_smil_mv.napari.layers.world_layers.world_to_napari`).
 
     Returns
     -------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_smil_mv.napari.layers import (
+from napari_smil_mv.napari.layers.session_layers import (
     LayerDataTuple,
     ViewData,
     apply_layout,
@@ -57,7 +57,7 @@ def labels_layer_data(
     path
         SLEAP labels file.
     score_threshold, point_size, layout
-        As in :func:`napari_smil_mv.napari.layers.session_layer_data` (default: videos side by side).
+        As in :func:`napari_smil_mv.napari.layers.session_layers.session_layer_data` (default: videos side by side).
 
     Raises
     ------

@@ -19,7 +19,7 @@ and napari re-slices all of it on every step. ``"per_frame"`` layers hold one fr
 the whole clip (the trick of the static world layers) and
 :class:`napari_smil_mv.napari.results_view.PerFrameMeshes` poses and projects the mesh of the frame shown when
 the slider moves (memory independent of the clip length). ``"auto"`` stacks up to
-:data:`~napari_smil_mv.napari.results_mesh.STACKED_MAX_VERTEX_FRAMES` frame·vertices (the 3 594-vertex demo
+:data:`~napari_smil_mv.napari.layers.results_mesh.STACKED_MAX_VERTEX_FRAMES` frame·vertices (the 3 594-vertex demo
 insect up to 278 frames) and updates per frame beyond (the 11 263-vertex mouse from 89 frames on); measured on
 the 120-frame mouse session, a slider step took about 0.6 s stacked and 0.26 s per frame (docs/fitting.md).
 """
@@ -33,17 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from napari_smil_mv.napari.coords import skeleton_vectors, xy_to_rowcol
-from napari_smil_mv.napari.layers import (
-    CAMERA_AXES,
-    LAYERS_PER_CAMERA,
-    LayerDataTuple,
-    _meta,
-    apply_layout,
-    default_point_size,
-    view_layer_data,
-)
-from napari_smil_mv.napari.results_mesh import (
+from napari_smil_mv.napari.layers.coords import skeleton_vectors, xy_to_rowcol
+from napari_smil_mv.napari.layers.results_mesh import (
     MESH_MODES,
     STACKED_MAX_VERTEX_FRAMES,
     baked_shading,
@@ -56,9 +47,22 @@ from napari_smil_mv.napari.results_mesh import (
     stack_frames,
     static_frame_transform,
 )
-from napari_smil_mv.napari.results_standalone import results_view_data, rig_world_layer_data, standalone_meta
-from napari_smil_mv.napari.styles import error_colors
-from napari_smil_mv.napari.world_layers import WORLD_AXES, world_to_napari
+from napari_smil_mv.napari.layers.results_standalone import (
+    results_view_data,
+    rig_world_layer_data,
+    standalone_meta,
+)
+from napari_smil_mv.napari.layers.session_layers import (
+    CAMERA_AXES,
+    LAYERS_PER_CAMERA,
+    LayerDataTuple,
+    _meta,
+    apply_layout,
+    default_point_size,
+    view_layer_data,
+)
+from napari_smil_mv.napari.layers.styles import error_colors
+from napari_smil_mv.napari.layers.world_layers import WORLD_AXES, world_to_napari
 from napari_smil_mv.results import Results
 
 #: Roles of the per-camera result layers, in their order (mesh right after the video, keypoints last).
@@ -125,7 +129,7 @@ def camera_mesh_layer(
     faces
         ``(F, 3)`` model triangles.
     base_meta
-        Shared metadata (:func:`napari_smil_mv.napari.layers.session_meta` or :func:`standalone_meta`).
+        Shared metadata (:func:`napari_smil_mv.napari.layers.session_layers.session_meta` or :func:`standalone_meta`).
     mesh_mode
         ``"stacked"`` (data ``(ΣF', 3)`` ``(frame, row, col)``) or ``"per_frame"`` (one frame on a stretched frame
         axis; see the module docstring).
@@ -351,7 +355,7 @@ def results_layer_data(
     vertices
         Precomputed ``(T, V, 3)`` world vertices (skips posing the model).
     base_meta
-        Metadata base: the session's (:func:`napari_smil_mv.napari.layers.session_meta`) when the layers go with
+        Metadata base: the session's (:func:`napari_smil_mv.napari.layers.session_layers.session_meta`) when the layers go with
         a session shown in the viewer; default :func:`standalone_meta`.
     cameras
         Camera names to include (default all of the results).
@@ -369,7 +373,7 @@ def results_layer_data(
     name_prefix
         Prepended to the layer names.
     layout
-        For ``standalone``: None, ``"grid"`` or ``"mosaic"`` (:func:`napari_smil_mv.napari.layers.apply_layout`).
+        For ``standalone``: None, ``"grid"`` or ``"mosaic"`` (:func:`napari_smil_mv.napari.layers.session_layers.apply_layout`).
 
     Returns
     -------

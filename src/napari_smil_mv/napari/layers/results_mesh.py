@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_smil_mv.napari.coords import xy_to_rowcol
-from napari_smil_mv.napari.world_layers import static_frame_transform
+from napari_smil_mv.napari.layers.coords import xy_to_rowcol
+from napari_smil_mv.napari.layers.world_layers import static_frame_transform
 from napari_smil_mv.results import Results
 
 #: Largest ``n_frames * n_vertices`` shown as time-stacked surfaces by ``mesh_mode="auto"``.

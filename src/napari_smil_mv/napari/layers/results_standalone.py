@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_smil_mv.napari.layers import ViewData
-from napari_smil_mv.napari.results_mesh import marker_size
-from napari_smil_mv.napari.world_layers import rig_layer_data
+from napari_smil_mv.napari.layers.results_mesh import marker_size
+from napari_smil_mv.napari.layers.session_layers import ViewData
+from napari_smil_mv.napari.layers.world_layers import rig_layer_data
 from napari_smil_mv.results import Results
 
 
@@ -41,7 +41,7 @@ def observed_edges(parents: np.ndarray | None, mapped: np.ndarray) -> list[tuple
 
 
 def results_view_data(results: Results, c: int) -> ViewData:
-    """The :class:`~napari_smil_mv.napari.layers.ViewData` of camera ``c``: its video and the observed keypoints
+    """The :class:`~napari_smil_mv.napari.layers.session_layers.ViewData` of camera ``c``: its video and the observed keypoints
     (mapped joints, named by their data node) stored in the results."""
     from napari_smil_mv.sessions import LazyVideo
 

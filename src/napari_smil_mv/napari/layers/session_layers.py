@@ -5,13 +5,13 @@
 * per camera, contiguous and always in this order (``LAYERS_PER_CAMERA`` = 4, so a grid with that stride puts one
   camera per cell): ``video`` (lazy Image), ``skeleton`` (Vectors), ``reprojection`` (Points: the 3D points
   projected into the camera, coloured by their pixel error; empty without 3D points) and ``keypoints`` (Points);
-* then the world layers (see :mod:`napari_smil_mv.napari.world_layers`): ``points3d``, ``skeleton3d``,
+* then the world layers (see :mod:`napari_smil_mv.napari.layers.world_layers`): ``points3d``, ``skeleton3d``,
   ``frustums`` and ``camera_names``.
 
 **Axes.** Per-camera layers have axes ``(frame, row, col)``: the frame coordinate is the *video* frame index
 (also when only some frames are chosen), ``row = y`` and ``col = x`` of the session's ``(x, y)`` pixels. The swap
 from ``(x, y)`` to ``(row, col)`` happens only in this package (:func:`xy_to_rowcol`). World layers have axes
-``(z, frame, y, x)``, see :data:`napari_smil_mv.napari.world_layers.WORLD_AXES` for why.
+``(z, frame, y, x)``, see :data:`napari_smil_mv.napari.layers.world_layers.WORLD_AXES` for why.
 
 Every layer's ``metadata["napari_smil_mv"]`` holds ``session`` (registry id, see :mod:`.registry`),
 ``session_name``, ``camera`` (None for world layers), ``role``, ``axes``, ``units`` and ``layers_per_camera``.
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from napari_smil_mv.cameras import Camera
-from napari_smil_mv.napari.coords import rowcol_at, skeleton_vectors, xy_to_rowcol
-from napari_smil_mv.napari.styles import (
+from napari_smil_mv.napari.layers.coords import rowcol_at, skeleton_vectors, xy_to_rowcol
+from napari_smil_mv.napari.layers.styles import (
     BORDER,
     ERROR_SCALE_PX,
     LOW_SCORE_BORDER,
@@ -42,7 +42,7 @@ from napari_smil_mv.napari.styles import (
     hex_to_rgba,
     node_colors,
 )
-from napari_smil_mv.napari.video_array import VideoArray
+from napari_smil_mv.napari.layers.video_array import VideoArray
 from napari_smil_mv.sessions import LazyVideo, Session
 from napari_smil_mv.sessions.video import open_videos
 
@@ -466,7 +466,7 @@ def session_layer_data(
     list of (data, kwargs, layer_type)
         ``4 * n_cameras + 4`` tuples.
     """
-    from napari_smil_mv.napari.world_layers import world_layer_data
+    from napari_smil_mv.napari.layers.world_layers import world_layer_data
 
     names = list(session.camera_names) if cameras is None else list(cameras)
     unknown = [c for c in names if c not in session.views]

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from napari_smil_mv.napari.lazy_stack import LazyImageStack
+from napari_smil_mv.napari.layers.lazy_stack import LazyImageStack
 from napari_smil_mv.sessions import LazyVideo
 
 

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from napari_smil_mv.cameras import Camera
-from napari_smil_mv.napari.coords import skeleton_vectors
-from napari_smil_mv.napari.layers import LayerDataTuple, _meta, session_meta
-from napari_smil_mv.napari.styles import PALETTE, animal_colors, hex_to_rgba, node_colors
+from napari_smil_mv.napari.layers.coords import skeleton_vectors
+from napari_smil_mv.napari.layers.session_layers import LayerDataTuple, _meta, session_meta
+from napari_smil_mv.napari.layers.styles import PALETTE, animal_colors, hex_to_rgba, node_colors
 from napari_smil_mv.sessions import Session
 
 #: napari axis labels of the world layers (world ``(X, Y, Z)`` -> ``(Z, frame, Y, X)``).

@@ -6,7 +6,7 @@
   that decodes only the JPEG napari asks for, the stored 2D keypoints and the stored 3D keypoints projected
   through the stored camera (coloured by their error, green 0 px to red), tiled side by side; the sample slider
   walks through the samples; a camera whose view is missing in a sample shows black.
-* The dock widget (:mod:`napari_smil_mv.napari.dataset_browser_widget`) adds metadata, a histogram of views per
+* The dock widget (:mod:`napari_smil_mv.napari.widgets.dataset_browser_widget`) adds metadata, a histogram of views per
   sample, the reprojection error per camera and the current sample's session, frame and per-view errors.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from napari_smil_mv.dataset.schema import DATASET_SUFFIX, DatasetInfo, read_dataset_info, sniff_dataset
-from napari_smil_mv.napari.lazy_stack import LazyImageStack
-from napari_smil_mv.napari.reader_paths import single_path
-from napari_smil_mv.napari.styles import error_colors, node_colors
+from napari_smil_mv.napari.layers.lazy_stack import LazyImageStack
+from napari_smil_mv.napari.layers.styles import error_colors, node_colors
+from napari_smil_mv.napari.readers.reader_paths import single_path
 
 LayerDataTuple = tuple[Any, dict, str]
 ROLES = ("view", "reprojection", "keypoints")

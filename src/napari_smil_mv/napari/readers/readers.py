@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from napari_smil_mv.napari.layers import LayerDataTuple, session_layer_data
-from napari_smil_mv.napari.reader_paths import single_path
+from napari_smil_mv.napari.layers.session_layers import LayerDataTuple, session_layer_data
+from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
+from napari_smil_mv.napari.readers.reader_paths import single_path
 from napari_smil_mv.napari.registry import register_session
-from napari_smil_mv.napari.video_array import prefetch_first_frames
 
 ReaderFunction = Callable[[Any], list[LayerDataTuple]]
 
@@ -93,6 +93,6 @@ def read_slp(path: Any) -> list[LayerDataTuple]:
         raise ValueError(f"{p} could not be read as a SLEAP .slp file ({type(exc).__name__}: {exc})") from exc
     if has_session:
         return _session_layers(p)
-    from napari_smil_mv.napari.labels_view import labels_layer_data
+    from napari_smil_mv.napari.layers.labels_view import labels_layer_data
 
     return labels_layer_data(p)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from napari_smil_mv.napari.layers import LayerDataTuple
-from napari_smil_mv.napari.reader_paths import single_path
+from napari_smil_mv.napari.layers.session_layers import LayerDataTuple
+from napari_smil_mv.napari.readers.reader_paths import single_path
 from napari_smil_mv.results import FORMAT_NAME, RESULTS_SUFFIX
 
 ReaderFunction = Callable[[Any], list[LayerDataTuple]]
@@ -48,7 +48,7 @@ def get_results_reader(path: Any) -> ReaderFunction | None:
 def read_results_layers(path: Any) -> list[LayerDataTuple]:
     """Layer data of a results file (see the module docstring); the body model is the one recorded in the file
     when it can be found (else no mesh layers, with a warning)."""
-    from napari_smil_mv.napari.results_layers import results_layer_data
+    from napari_smil_mv.napari.layers.results_layers import results_layer_data
     from napari_smil_mv.results import read_results
 
     p = single_path(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from napari_smil_mv.napari.layers import LayerDataTuple, session_layer_data
+from napari_smil_mv.napari.layers.session_layers import LayerDataTuple, session_layer_data
 from napari_smil_mv.napari.registry import register_session
 
 SAMPLE_CAMERAS = 4
@@ -38,7 +38,7 @@ def make_synthetic_session_sample(
     Returns
     -------
     list of (data, kwargs, layer_type)
-        As :func:`napari_smil_mv.napari.layers.session_layer_data`; the session is registered, so
+        As :func:`napari_smil_mv.napari.layers.session_layers.session_layer_data`; the session is registered, so
         ``napari_smil_mv.api.session_of(layer)`` returns it. The folder (``session.path``) is left in the
         system's temporary directory.
     """

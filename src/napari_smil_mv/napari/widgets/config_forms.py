@@ -44,7 +44,7 @@ from typing import Any
 
 from magicgui import widgets as mw
 
-from napari_smil_mv.napari.form_editors import (
+from napari_smil_mv.napari.widgets.form_editors import (
     Check,
     Choice,
     Editor,

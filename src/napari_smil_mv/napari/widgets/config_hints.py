@@ -1,9 +1,9 @@
-"""The :class:`~napari_smil_mv.napari.config_forms.FormHints` of each config dataclass: choices of the ``str``
+"""The :class:`~napari_smil_mv.napari.widgets.config_forms.FormHints` of each config dataclass: choices of the ``str``
 fields, path fields, and which fields sit in the collapsed "Advanced" section of the widgets' forms."""
 
 from __future__ import annotations
 
-from napari_smil_mv.napari.config_forms import FormHints
+from napari_smil_mv.napari.widgets.config_forms import FormHints
 
 
 def fit_hints() -> FormHints:

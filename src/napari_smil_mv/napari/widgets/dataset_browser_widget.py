@@ -29,8 +29,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_smil_mv.napari.dataset_browser import DatasetOverview, dataset_layer_data, load_overview
-from napari_smil_mv.napari.widget_parts import wrapping_label
+from napari_smil_mv.napari.readers.dataset_browser import DatasetOverview, dataset_layer_data, load_overview
+from napari_smil_mv.napari.widgets.widget_parts import wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari

@@ -1,7 +1,7 @@
 """The "Fit" dock widget: fit a SMIL body model to the session shown in the viewer, watch the loss, see the fitted
 mesh and keypoints in every camera and in the world view, and save the results file.
 
-The fit runs in a napari ``thread_worker`` around :func:`napari_smil_mv.napari.fit_job.run_fit_job` (which wraps
+The fit runs in a napari ``thread_worker`` around :func:`napari_smil_mv.napari.jobs.fit_job.run_fit_job` (which wraps
 :func:`napari_smil_mv.fitting.fit_iter`); the worker never touches layers or widgets: progress events come back
 through ``yielded``, the results and their prebuilt layer data through ``returned``, and only those main-thread
 slots change the viewer. Stop sets the fit's cancel flag: the fit ends at its next report and the last iterate is
@@ -28,12 +28,12 @@ from qtpy.QtWidgets import (
 
 from napari_smil_mv import api
 from napari_smil_mv.fitting import FitConfig, FitEvent
-from napari_smil_mv.napari.config_forms import ConfigForm
-from napari_smil_mv.napari.config_hints import fit_hints
-from napari_smil_mv.napari.fit_job import FitOutcome, prepare_fit, run_fit_job
-from napari_smil_mv.napari.live_plot import LivePlot
+from napari_smil_mv.napari.jobs.fit_job import FitOutcome, prepare_fit, run_fit_job
 from napari_smil_mv.napari.registry import session_id_of
-from napari_smil_mv.napari.widget_parts import (
+from napari_smil_mv.napari.widgets.config_forms import ConfigForm
+from napari_smil_mv.napari.widgets.config_hints import fit_hints
+from napari_smil_mv.napari.widgets.live_plot import LivePlot
+from napari_smil_mv.napari.widgets.widget_parts import (
     add_buttons,
     add_job_controls,
     add_path_row,
@@ -259,7 +259,7 @@ class FitWidget(QWidget):
         Never writes over an input of the fit (session files, model, joint map) or over a file that is not a
         results file. An existing results file is replaced only with ``overwrite=True`` (None: ask).
         """
-        from napari_smil_mv.napari.results_reader import is_results_file
+        from napari_smil_mv.napari.readers.results_reader import is_results_file
 
         if self.outcome is None:
             self._say("Nothing to save: run a fit first.")

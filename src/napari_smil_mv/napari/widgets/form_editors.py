@@ -1,4 +1,4 @@
-"""The field editors of :mod:`napari_smil_mv.napari.config_forms`: one magicgui widget per dataclass field, with
+"""The field editors of :mod:`napari_smil_mv.napari.widgets.config_forms`: one magicgui widget per dataclass field, with
 ``get()`` (parse and check the widget's value; :class:`FieldError` names the field) and ``set()``."""
 
 from __future__ import annotations

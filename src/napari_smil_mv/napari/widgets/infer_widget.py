@@ -24,9 +24,14 @@ from qtpy.QtWidgets import (
 
 from napari_smil_mv import api
 from napari_smil_mv.inference.options import InferOptions
-from napari_smil_mv.napari.config_forms import ConfigForm
-from napari_smil_mv.napari.config_hints import infer_hints
-from napari_smil_mv.napari.widget_parts import add_buttons, add_job_controls, add_path_row, wrapping_label
+from napari_smil_mv.napari.widgets.config_forms import ConfigForm
+from napari_smil_mv.napari.widgets.config_hints import infer_hints
+from napari_smil_mv.napari.widgets.widget_parts import (
+    add_buttons,
+    add_job_controls,
+    add_path_row,
+    wrapping_label,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari

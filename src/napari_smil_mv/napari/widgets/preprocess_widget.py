@@ -24,9 +24,9 @@ from qtpy.QtWidgets import (
 )
 
 from napari_smil_mv.dataset import PreprocessEvent, PreprocessOptions, iter_preprocess
-from napari_smil_mv.napari.config_forms import ConfigForm
-from napari_smil_mv.napari.config_hints import preprocess_hints
-from napari_smil_mv.napari.widget_parts import add_job_controls, button_row, wrapping_label
+from napari_smil_mv.napari.widgets.config_forms import ConfigForm
+from napari_smil_mv.napari.widgets.config_hints import preprocess_hints
+from napari_smil_mv.napari.widgets.widget_parts import add_job_controls, button_row, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -188,7 +188,7 @@ class PreprocessWidget(QWidget):
         if self.output_path is None or not self.output_path.exists():
             self.status.setText("No finished dataset to open yet.")
             return None
-        from napari_smil_mv.napari.dataset_browser_widget import DatasetBrowser
+        from napari_smil_mv.napari.widgets.dataset_browser_widget import DatasetBrowser
 
         browser = DatasetBrowser(self.viewer)
         self.viewer.window.add_dock_widget(browser, name="Dataset browser", area="right")

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from napari_smil_mv import api
 from napari_smil_mv.napari.results_view import detach_results, reattach_results
-from napari_smil_mv.napari.widget_parts import add_buttons, ask_yes_no, button_row, wrapping_label
+from napari_smil_mv.napari.widgets.widget_parts import add_buttons, ask_yes_no, button_row, wrapping_label
 from napari_smil_mv.sessions import JOINT_LOOKUP_CSV, JointMap, Session, auto_match, calibration_qc
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -23,10 +23,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_smil_mv.napari.config_forms import ConfigForm
-from napari_smil_mv.napari.config_hints import train_hints
-from napari_smil_mv.napari.live_plot import LivePlot
-from napari_smil_mv.napari.widget_parts import add_job_controls, wrapping_label
+from napari_smil_mv.napari.widgets.config_forms import ConfigForm
+from napari_smil_mv.napari.widgets.config_hints import train_hints
+from napari_smil_mv.napari.widgets.live_plot import LivePlot
+from napari_smil_mv.napari.widgets.widget_parts import add_job_controls, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
