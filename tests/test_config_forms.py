@@ -14,7 +14,7 @@ from napari_smil_mv.dataset import PreprocessOptions  # noqa: E402
 from napari_smil_mv.fitting import FitConfig  # noqa: E402
 from napari_smil_mv.fitting.config import StageConfig  # noqa: E402
 from napari_smil_mv.inference import InferOptions  # noqa: E402
-from napari_smil_mv.napari import config_hints  # noqa: E402
+from napari_smil_mv.napari.widgets import config_hints  # noqa: E402
 from napari_smil_mv.napari.widgets.config_forms import ConfigForm, FieldError, doc_help  # noqa: E402
 from napari_smil_mv.network.spec import ARCHITECTURE_FIELDS  # noqa: E402
 from napari_smil_mv.training.config import DataConfig, LossConfig, OptimConfig, TrainConfig  # noqa: E402
