@@ -99,8 +99,12 @@ def main(work: Path) -> None:
 
     # Session
     sw = SessionWidget(viewer)
+    sw.path_edit.setText(str(session_dir))
     sw.load(str(session_dir))
-    _wait(app, lambda: len(viewer.layers) > 0, 120)
+    _wait(app, lambda: len(viewer.layers) > 0 and not sw._workers, 120)
+    sw.load_model(None)  # the demo model: the joint map table fills
+    sw.run_qc()
+    _wait(app, lambda: bool(sw.model_joints) and not sw._workers, 120)
     _grab(sw, OUT / "widget_session.png", app)
 
     # Fit (docked, short run)

@@ -75,7 +75,7 @@ class InferWidget(QWidget):
         layout.addWidget(box)
         box = QGroupBox("Options (every option of 'napari-smil-mv infer'; hover a field for its meaning)")
         self.form = ConfigForm(InferOptions, hints=infer_hints())
-        QVBoxLayout(box).addWidget(self.form.scroll_area(200))
+        QVBoxLayout(box).addWidget(self.form.scroll_area(320))
         layout.addWidget(box)
         (self.run_btn, self.stop_btn), self.progress = add_job_controls(layout, ("Run", "Stop"))
         self.status = wrapping_label(layout)
