@@ -202,7 +202,7 @@ def test_cancel_event_and_restart():
 
 def test_errors_name_the_problem():
     out = fresh_dir("err") / "d.h5"
-    with pytest.raises(ValueError, match="no skeleton node maps"):
+    with pytest.raises(ValueError, match="joint map does not fit session .s1."):
         preprocess(synthetic_session(), out, joint_map=JointMap([("nope", "nothing")]))
     with pytest.raises(ValueError, match="min_views"):
         preprocess(synthetic_session(), out, options=PreprocessOptions(min_views=5))

@@ -170,7 +170,7 @@ def test_bad_inputs_raise_clear_errors(clip):
             FitData(clip.data.keypoints_2d[:, :, :5], clip.data.weights[:, :, :5], clip.data.cameras),
         )
     empty = FitData(clip.data.keypoints_2d, np.zeros_like(clip.data.weights), clip.data.cameras)
-    with pytest.raises(ValueError, match="no model joint has any observation"):
+    with pytest.raises(ValueError, match="no 2D keypoint is observed by the cameras"):
         fit(clip.model, empty)
     one_cam = FitData(clip.data.keypoints_2d[:1], clip.data.weights[:1], CameraRig([clip.data.cameras[0]]))
     with pytest.raises(ValueError, match="two cameras"):

@@ -63,6 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Our own loaders raise these with messages that name the file/field and the fix.
         print(f"napari-smil-mv {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # file-system trouble (read-only or full disk, a folder where a file is expected, a damaged HDF5 file):
+        # one line (HDF5 messages span several), exit 1 for a full disk, else 2
+        import errno
+
+        text = " ".join(str(exc).split())
+        print(f"napari-smil-mv {args.command}: error: {text}", file=sys.stderr)
+        return 1 if exc.errno == errno.ENOSPC else 2
     except KeyboardInterrupt:
         print(f"napari-smil-mv {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -1,12 +1,15 @@
 """Restricted unpickling of body-model files (no chumpy needed, no arbitrary classes).
 
 Legacy SMPL/SMAL files store arrays as ``chumpy`` objects; every chumpy class is mapped to a small shim that is
-turned back into a numpy array. Only numpy / scipy.sparse classes and a few builtins may be referenced; anything
-else (for example a function that would run code while loading) is refused with an ``UnpicklingError``.
+turned back into a numpy array. Only an explicit allow-list of exact ``(module, name)`` pairs (numpy array/dtype
+reconstruction, scipy.sparse matrix classes, a few builtins) may be referenced; anything else, dotted names
+included, is refused with :class:`UnsafePickleError` before anything is imported or called.
 """
 
 from __future__ import annotations
 
+import collections
+import copyreg as _copyreg
 import io
 import pickle
 import warnings
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["unpickle_model_bytes"]
+__all__ = ["UnsafePickleError", "unpickle_model_bytes"]
 
 
 class _ChumpyShim:
@@ -46,48 +49,102 @@ class _ChumpyShim:
         raise ValueError("a chumpy object in the file holds no array (no 'x' state)")
 
 
-_NUMPY_FUNCTIONS = {"_reconstruct", "scalar", "_frombuffer"}
-_SAFE_BUILTINS = {
-    "set",
-    "frozenset",
-    "slice",
-    "complex",
-    "object",
-    "list",
-    "dict",
-    "tuple",
-    "bytearray",
-    "bytes",
-}
+def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles of ``bytes`` (protocol < 3) use it: text codecs only."""
+    if not isinstance(obj, str) or encoding.lower().replace("_", "-") not in (
+        "latin1",
+        "latin-1",
+        "utf-8",
+        "utf8",
+    ):
+        raise UnsafePickleError(f"the file calls _codecs.encode with {type(obj).__name__!r} / {encoding!r}")
+    return obj.encode(encoding, errors)
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    """The exact ``(module, name)`` pairs a body-model pickle may reference, mapped to the objects returned.
+
+    Nothing is imported by name from the file: every object comes from this table (numpy array/dtype
+    reconstruction for numpy 1.x and 2.x layouts, scipy.sparse matrix classes, a few builtins and the pickle
+    helpers of Python 2/3). ``chumpy`` classes are handled separately (a shim).
+    """
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray, numeric
+
+    table: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for core in ("numpy.core", "numpy._core"):
+        table[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        table[(f"{core}.multiarray", "scalar")] = multiarray.scalar
+        table[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
+    for kind in ("csr", "csc", "coo", "lil", "dok", "bsr", "dia"):
+        for suffix in ("matrix", "array"):
+            cls = getattr(sp, f"{kind}_{suffix}", None)
+            if cls is None:
+                continue
+            for module in ("scipy.sparse", f"scipy.sparse.{kind}", f"scipy.sparse._{kind}"):
+                table[(module, f"{kind}_{suffix}")] = cls
+    for builtins in ("builtins", "__builtin__"):
+        for name, obj in (
+            ("set", set),
+            ("frozenset", frozenset),
+            ("slice", slice),
+            ("complex", complex),
+            ("object", object),
+            ("list", list),
+            ("dict", dict),
+            ("tuple", tuple),
+            ("bytearray", bytearray),
+            ("bytes", bytes),
+        ):
+            table[(builtins, name)] = obj
+    for copyreg in ("copyreg", "copy_reg"):
+        table[(copyreg, "_reconstructor")] = _copyreg._reconstructor
+    table[("collections", "OrderedDict")] = collections.OrderedDict
+    table[("_codecs", "encode")] = _latin1_encode
+    return table
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {}
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle references something that is not on the allow-list of a body-model file."""
 
 
 class _ModelUnpickler(pickle.Unpickler):
-    """Unpickler that maps chumpy classes to a shim and refuses non-array classes."""
+    """Unpickler that resolves only the allow-listed globals (exact module and name) and maps chumpy to a shim.
+
+    ``find_class`` never imports a module or follows an attribute path named by the file: a dotted name (the
+    protocol-4 ``STACK_GLOBAL`` path ``numpy.something`` + ``subprocess.Popen``) or any pair not in the table is
+    refused with :class:`UnsafePickleError`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # a class of this load only: a pickle that BUILDs onto the class object cannot alter the shared shim
+        self._shim = type("ChumpyObject", (_ChumpyShim,), {})
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChumpyShim
-        if module.startswith("numpy.core") and np.lib.NumpyVersion(np.__version__) >= "2.0.0":
-            module = "numpy._core" + module[len("numpy.core") :]
-        if module == "numpy" or module.startswith("numpy."):
-            obj = super().find_class(module, name)
-            if (isinstance(obj, type) and obj is not np.memmap) or name in _NUMPY_FUNCTIONS:
-                return obj
-        elif module.startswith("scipy.sparse"):
-            obj = getattr(sp, name) if hasattr(sp, name) else super().find_class(module, name)
-            if isinstance(obj, type):
-                return obj
-        if (module, name) in {
-            ("copyreg", "_reconstructor"),
-            ("collections", "OrderedDict"),
-            ("_codecs", "encode"),
-        }:
-            return super().find_class(module, name)
-        if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
-            return super().find_class("builtins", name)
-        raise pickle.UnpicklingError(
-            f"the file references {module}.{name}, which is not an array type a body-model file may contain"
-        )
+        if not _ALLOWED:
+            _ALLOWED.update(_allowed_globals())
+        if not isinstance(module, str) or not isinstance(name, str) or "." in name or not name.isidentifier():
+            raise UnsafePickleError(
+                f"the file references {module!s}.{name!s}: dotted or non-identifier names are not allowed in a "
+                "body-model file"
+            )
+        if (module == "chumpy" or module.startswith("chumpy.")) and all(
+            part.isidentifier() for part in module.split(".")
+        ):
+            return self._shim
+        obj = _ALLOWED.get((module, name))
+        if obj is None:
+            raise UnsafePickleError(
+                f"the file references {module}.{name}, which is not on the allow-list of a body-model file "
+                "(numpy arrays, scipy.sparse matrices, chumpy arrays and plain containers only)"
+            )
+        return obj
 
 
 def _resolve(obj: Any) -> Any:
@@ -106,8 +163,11 @@ def unpickle_model_bytes(raw: bytes) -> Any:
 
     Raises
     ------
+    UnsafePickleError
+        If the data references anything but the allow-listed array classes (nothing named by the file is imported
+        or called).
     pickle.UnpicklingError
-        If the data references a class that a model file may not contain.
+        If the data is not a valid pickle.
     """
     unpickler = _ModelUnpickler(io.BytesIO(raw), encoding="latin1")
     with warnings.catch_warnings():

@@ -21,10 +21,16 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from napari_smil_mv.body._pickle_io import unpickle_model_bytes
+from napari_smil_mv.body._pickle_io import UnsafePickleError, unpickle_model_bytes
 from napari_smil_mv.utils.atomic import atomic_path
 
-__all__ = ["SMILModelData", "load_smil_model", "smil_model_from_dict", "save_smil_model", "model_to_dict"]
+__all__ = [
+    "SMILModelData",
+    "load_smil_model",
+    "smil_model_from_dict",
+    "save_smil_model",
+    "model_to_dict",
+]
 
 DEMO_SOURCE = "<demo model>"
 
@@ -136,9 +142,18 @@ def load_smil_model(path: str | os.PathLike | None = None) -> SMILModelData:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SMIL model file {path} does not exist (expected a .pkl body-model file)")
-    raw = path.read_bytes()
+    return _model_from_bytes(path.read_bytes(), path)
+
+
+def _model_from_bytes(raw: bytes, path: Path) -> SMILModelData:
+    """Unpickle (allow-listed classes only) and validate the bytes of the model file ``path``."""
     try:
         obj = unpickle_model_bytes(raw)
+    except UnsafePickleError as exc:
+        raise ValueError(
+            f"{path} was refused as a body-model file: {exc}. Loading it could run code; use a model file from a "
+            "trusted source"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model file"
         raise ValueError(f"{path} is not a readable SMIL model pickle: {exc}") from exc
     if not isinstance(obj, dict):

@@ -112,7 +112,9 @@ def triangulate(points2d: Any, rig: CameraRig, ransac: bool = False, min_cameras
             usable = np.sum(~np.isnan(flat).any(-1), axis=0) >= min_cameras
             res = np.full((n, 3), np.nan)
             if usable.any():
-                sub = cgroup.triangulate_ransac(flat[:, usable].copy(), undistort=True, min_cams=min_cameras)[0]
+                sub = cgroup.triangulate_ransac(flat[:, usable].copy(), undistort=True, min_cams=min_cameras)[
+                    0
+                ]
                 res[usable] = sub
         else:
             norm = np.stack([cam.undistort_normalized(flat[i]) for i, cam in enumerate(rig)])

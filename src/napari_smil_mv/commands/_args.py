@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +89,25 @@ def torch_device(name: str) -> Any:
 
 
 def check_output(path: str | Path, overwrite: bool) -> None:
-    """Refuse (before any work) to replace an existing output file unless ``overwrite``."""
-    from napari_smil_mv.utils.atomic import check_can_write
+    """Refuse (before any work) to replace an existing output file unless ``overwrite``, to write over a folder,
+    or to write into a folder that does not accept new files (read-only)."""
+    from napari_smil_mv.utils.atomic import check_can_write, check_writable_folder
 
     try:
         check_can_write(path, overwrite=overwrite)
-    except FileExistsError as exc:
+        check_writable_folder(path)
+    except OSError as exc:
         raise CommandError(str(exc)) from None
+
+
+@contextmanager
+def printed_warnings() -> Iterator[None]:
+    """Collect the warnings issued inside and print each distinct one as ``warning: ...`` on stderr at the end
+    (also when an error ends the block), instead of Python's ``file:line: Category: ...`` lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for text in dict.fromkeys(str(w.message) for w in caught):
+                print(f"warning: {text}", file=sys.stderr)

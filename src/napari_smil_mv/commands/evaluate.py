@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import warnings
 
 
@@ -28,6 +29,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--ground-truth", default=None, help="ground_truth.npz (or its session folder)")
     p.add_argument("--animal", default=None, help="animal of the session (default: the fitted one)")
+    p.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="evaluate against --session even when it is not the session the results were made from "
+        "(default: refuse; differences are printed as warnings either way)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -39,7 +46,7 @@ def _fmt(value, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``evaluate``; returns 0."""
+    """Run ``evaluate``; returns 0 (2, through CommandError, for a session the results were not made from)."""
     from napari_smil_mv.commands._args import parse_animal
     from napari_smil_mv.results import evaluate, metrics_json, read_results
 
@@ -52,6 +59,16 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             session = load_session(args.session, units=results.units if results.units != "unknown" else None)
+        from napari_smil_mv.cli import CommandError
+        from napari_smil_mv.results.references import session_mismatch
+
+        match = session_mismatch(results, session, animal)
+        if match.problems:
+            text = match.message(session)
+            if match.other_session and not args.allow_mismatch:
+                raise CommandError(f"{text}. Pass --allow-mismatch to compare them anyway")
+            print(f"warning: {text}", file=sys.stderr)
+            metrics["warnings"] = [text]
         metrics["session"] = evaluate(results, session, animal=animal)
     else:
         metrics["stored"] = evaluate(results)
@@ -66,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
         f"units {units}"
     )
     for key, m in metrics.items():
-        if key == "results":
+        if key in ("results", "warnings"):
             continue
         print(f"against {m['reference']}:")
+        print(f"  reprojection error against {m['reprojection_reference']}:")
         print(
-            f"  reprojection median {_fmt(m['reprojection_px_median'], ' px')} (mean "
+            f"  median {_fmt(m['reprojection_px_median'], ' px')} (mean "
             f"{_fmt(m['reprojection_px_mean'], ' px')}) over {', '.join(m['cameras_used'])}; PCK@5px "
             f"{_fmt(m['pck_5px'])}, PCK@10px {_fmt(m['pck_10px'])}; {m['n_keypoints']} keypoints"
         )

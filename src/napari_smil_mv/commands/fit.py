@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_smil_mv.fitting import FitConfig, fit_data_from_session, fit_iter
     from napari_smil_mv.results import write_results
     from napari_smil_mv.sessions import load_session
+    from napari_smil_mv.utils.atomic import check_free_space
 
     def say(line: str) -> None:
         if not args.quiet:
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             config = FitConfig.from_dict(json.loads(Path(args.config).read_text()))
         except json.JSONDecodeError as exc:
             raise CommandError(f"{args.config} is not valid JSON: {exc}") from exc
+        except ValueError as exc:  # unknown key or wrongly typed value, named
+            raise CommandError(f"{args.config}: {exc}") from None
     if args.iterations is not None:
         if args.iterations < 1:
             raise CommandError("--iterations must be at least 1")
@@ -138,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         f"({model.n_joints} joints, {int(data.mapped.sum())} observed), units {data.units}"
     )
 
+    # refuse before the fit when the results could not be written (upper bound: uncompressed float64 arrays)
+    t_, c_, j_ = data.n_frames, len(data.camera_names), model.n_joints
+    check_free_space(output, 8 * t_ * (j_ * 6 + c_ * j_ * 6 + 64) + (1 << 20), str(output))
     t0 = time.perf_counter()
     result = None
     for event in fit_iter(model, data, config, device=device):

@@ -18,6 +18,7 @@ from napari_smil_mv.commands._args import (
     camera_names,
     check_output,
     parse_frames,
+    printed_warnings,
     torch_device,
 )
 
@@ -86,7 +87,12 @@ def _suffixed(path: Path, tag: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``infer``; returns the exit code."""
+    """Run ``infer``; returns the exit code. Warnings (a video shorter than its labels, ...) are printed."""
+    with printed_warnings():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from napari_smil_mv.inference import InferOptions, Predictor, iter_inference
     from napari_smil_mv.results import (
         evaluate,
@@ -103,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     check_output(output, args.overwrite)
+    npz_meshes = args.export_meshes if str(args.export_meshes or "").lower().endswith(".npz") else None
+    for export in (args.export_animation, args.export_csv, npz_meshes):  # refuse before predicting anything
+        if export:
+            check_output(export, args.overwrite)
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     torch_device(args.device)
@@ -113,14 +123,20 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             "--exclude-cameras applies to --session; for a dataset, preprocess it with --exclude-cameras"
         )
+    if not Path(args.checkpoint).is_file():
+        raise CommandError(f"checkpoint not found: {args.checkpoint}")
+    if args.dataset:  # a missing, truncated or foreign dataset is named before the network is loaded
+        from napari_smil_mv.dataset.schema import read_dataset_info
+
+        read_dataset_info(args.dataset)
     t0 = time.perf_counter()
     source = args.dataset
     start = stop = None
     if not args.dataset:
-        from napari_smil_mv.sessions import load_session
+        from napari_smil_mv.sessions import VideoMissingWarning, load_session
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", VideoMissingWarning)  # a camera without video is an error later
             source = load_session(args.session, units=args.units)
         parse_frames(args.frames, source.frame_indices)  # names a bad --frames (CommandError)
         if args.frames is not None:
@@ -153,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
         tag = f"{res.provenance.get('session_name', '')}_{res.provenance.get('animal_name', '')}"
         path = output if len(results) == 1 else _suffixed(output, tag)
         check_output(path, args.overwrite)
+        tag = "" if len(results) == 1 else "_" + path.name.split(".")[0]
+        for export in (args.export_animation, args.export_csv, npz_meshes):
+            if export:
+                check_output(_tagged(export, tag), args.overwrite)
         outputs.append(path)
     for res, path in zip(results, outputs, strict=True):
         res.provenance["command"] = "napari-smil-mv infer"

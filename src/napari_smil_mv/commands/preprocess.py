@@ -53,6 +53,12 @@ def register(subparsers) -> None:
         "--triangulate", action="store_true", help="triangulate 3D keypoints for sessions without them"
     )
     add_exclude_cameras(p, "leave these cameras out of the dataset (e.g. one whose calibration is wrong)")
+    p.add_argument(
+        "--skip-unreadable-videos",
+        action="store_true",
+        help="leave out, with a warning recorded in the dataset, a camera whose video file cannot be decoded "
+        "(default: stop with an error naming the file)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--restart", action="store_true", help="discard an unfinished run instead of resuming it")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             units=args.units,
             overwrite=args.overwrite,
             restart=args.restart,
+            skip_unreadable_videos=args.skip_unreadable_videos,
         )
         last_pct = -1
         try:

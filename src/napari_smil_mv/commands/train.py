@@ -46,6 +46,11 @@ def register(subparsers) -> None:
         metavar="CHECKPOINT",
         help="resume exactly from CHECKPOINT (default: <output_dir>/last.pt)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in the output folder (best.pt, last.pt, history.json, config.json)",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="print only epoch summaries")
     p.set_defaults(func=run)
@@ -103,8 +108,19 @@ def run(args: argparse.Namespace) -> int:
         if main:
             print(line, flush=True)
 
+    if args.resume and args.overwrite:
+        raise CommandError(
+            "--resume continues the run in the output folder; --overwrite replaces it: give one"
+        )
+    if not args.resume:
+        from napari_smil_mv.training.checkpoint import check_new_run_folder
+
+        try:
+            check_new_run_folder(cfg.output_dir, args.overwrite)
+        except FileExistsError as exc:
+            raise CommandError(str(exc)) from None
     last = None
-    for ev in train_iter(cfg, resume=args.resume):
+    for ev in train_iter(cfg, resume=args.resume, overwrite=args.overwrite):
         last = ev
         if ev.kind == "step" and args.quiet:
             continue

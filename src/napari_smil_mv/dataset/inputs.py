@@ -10,6 +10,7 @@ import numpy as np
 from napari_smil_mv.dataset.plan import exclude_session_cameras
 from napari_smil_mv.dataset.schema import infer_world_scale, world_scale_for_units
 from napari_smil_mv.sessions import JointMap, Session, SessionSet, ShapeBetas, auto_match, load_sessions
+from napari_smil_mv.sessions.joint_map import check_joint_map
 
 
 @dataclass
@@ -155,6 +156,54 @@ def _resolve_units(sessions: list[Session]) -> tuple[dict[str, float], str, floa
     return {n: float(world_scale_for_units(u)) for n, u in units.items()}, "m", 1.0, "units"
 
 
+def check_videos(sessions: list[Session], skip_unreadable: bool = False) -> list[str]:
+    """Check every session's videos before their images are used; returns the warnings to record.
+
+    Parameters
+    ----------
+    sessions
+        The sessions of the run (after camera exclusion).
+    skip_unreadable
+        Leave a camera whose video file cannot be decoded out (with a warning) instead of raising.
+
+    Returns
+    -------
+    list of str
+        One line per problem (missing, undecodable-but-skipped, or shorter than the labels); the short and skipped
+        ones are also issued as ``UserWarning`` (missing videos were already warned about when loading).
+
+    Raises
+    ------
+    ValueError
+        When a video file exists but cannot be decoded and ``skip_unreadable`` is False (the message names the
+        session, camera and file, and the two ways out).
+    """
+    import warnings
+
+    from napari_smil_mv.sessions.video_checks import check_session_videos
+
+    problems = [p for s in sessions for p in check_session_videos(s)]
+    unreadable = [p for p in problems if p.kind == "unreadable"]
+    if unreadable and not skip_unreadable:
+        cams = ",".join(dict.fromkeys(p.camera for p in unreadable))
+        raise ValueError(
+            "; ".join(p.message for p in unreadable)
+            + f". Replace the file, leave the camera out with --exclude-cameras {cams}, or pass "
+            "--skip-unreadable-videos to store the session without its images (recorded in the dataset)"
+        )
+    lines = []
+    for p in problems:
+        if p.kind == "missing":
+            lines.append(f"{p.message}; its views are left out")
+        elif p.kind == "unreadable":
+            lines.append(f"{p.message}; camera skipped (--skip-unreadable-videos), its views are left out")
+            warnings.warn(lines[-1], UserWarning, stacklevel=2)
+        else:
+            lines.append(p.message)
+            warnings.warn(lines[-1], UserWarning, stacklevel=2)
+    return lines
+
+
 def resolve_inputs(
     sessions,
     model=None,
@@ -188,6 +237,9 @@ def resolve_inputs(
     mdl = _load_model(model)
     joint_names = list(mdl.joint_names)
     jm, jm_source = _resolve_joint_map(joint_map, sets, loaded, joint_names)
+    if jm_source not in ("auto", "exact names"):  # a user's table: the same check as fit and infer
+        for s in loaded:
+            check_joint_map(jm, s, joint_names, "" if jm_source == "given" else jm_source)
     betas = _resolve_betas(shape_betas, sets, loaded, int(mdl.n_betas))
     if options is not None:
         loaded = exclude_session_cameras(loaded, options)

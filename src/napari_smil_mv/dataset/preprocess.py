@@ -22,7 +22,7 @@ import numpy as np
 from napari_smil_mv.dataset import schema
 from napari_smil_mv.dataset.crops import ViewRenderer, crop_box_for, crop_matrix, crop_points
 from napari_smil_mv.dataset.frames import PrefetchReader
-from napari_smil_mv.dataset.inputs import resolve_inputs
+from napari_smil_mv.dataset.inputs import check_videos, resolve_inputs
 from napari_smil_mv.dataset.plan import (
     PreprocessOptions,
     SampleSpec,
@@ -33,7 +33,7 @@ from napari_smil_mv.dataset.plan import (
 )
 from napari_smil_mv.dataset.schema import AUXILIARY, KEYPOINTS, PARAMETERS
 from napari_smil_mv.dataset.writer import N_DIST, DatasetWriter, Layout
-from napari_smil_mv.utils.atomic import check_can_write
+from napari_smil_mv.utils.atomic import check_can_write, check_writable_folder
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,7 @@ def iter_preprocess(
     overwrite: bool = False,
     restart: bool = False,
     cancel: threading.Event | None = None,
+    skip_unreadable_videos: bool = False,
 ) -> Iterator[PreprocessEvent]:
     """Preprocess sessions into a multi-view HDF5 dataset, yielding :class:`PreprocessEvent` s.
 
@@ -243,18 +244,28 @@ def iter_preprocess(
         Discard an unfinished ``<output>.partial`` instead of resuming it.
     cancel
         Set it to stop after the current sample; the partial file is kept for a later resume.
+    skip_unreadable_videos
+        Leave out (with a warning, recorded in the dataset's ``warnings`` attribute) a camera whose video file
+        exists but cannot be decoded; by default that is an error. Missing videos and videos shorter than their
+        labels are warned about and recorded either way.
 
     Raises
     ------
     FileExistsError
         ``output`` exists and ``overwrite`` is False.
+    IsADirectoryError, PermissionError, NotADirectoryError
+        ``output`` is a folder, or its folder does not accept new files.
+    napari_smil_mv.utils.atomic.DiskFullError
+        Too little free space to start or to write the next chunk; the journalled samples stay resumable.
     ValueError, KeyError, FileNotFoundError
-        Bad inputs (messages name the session, camera or file and the fix).
+        Bad inputs (messages name the session, camera or file and the fix), including an undecodable video.
     """
     opt = (options or PreprocessOptions()).validate()
     output = check_can_write(output, overwrite=overwrite)
+    check_writable_folder(output)  # a read-only folder is named before any work
     yield PreprocessEvent("load", "loading sessions and the body model")
     run = resolve_inputs(sessions, model, joint_map, shape_betas, units, options=opt)
+    video_warnings = check_videos(run.sessions, skip_unreadable_videos)
     joint_names = list(run.model.joint_names)
     order = sorted({c for s in run.sessions for c in s.camera_names})
     plan_stats: Counter = Counter()
@@ -345,6 +356,7 @@ def iter_preprocess(
             writer.commit(dict(stats))
         summary = dict(plan_stats) | dict(stats)
         attrs = _metadata(opt, run, order, layout, summary, joint_names)
+        attrs["warnings"] = video_warnings
         path = writer.finalize(attrs, used_views=stats["max_views_written"])
         finished = True
         yield PreprocessEvent("done", f"wrote {path}\n{format_summary(summary)}", total, total, summary, path)

@@ -175,8 +175,8 @@ def read_dataset_info(h5_or_path) -> DatasetInfo:
     FileNotFoundError
         When the file does not exist.
     ValueError
-        When it lacks the ``multiview_images`` / ``multiview_keypoints`` / ``metadata`` groups (the message names
-        the file and what is missing).
+        When it is not a readable HDF5 file (truncated, damaged) or lacks the ``multiview_images`` /
+        ``multiview_keypoints`` / ``metadata`` groups (the message names the file and what is missing).
     """
     import h5py
 
@@ -184,7 +184,14 @@ def read_dataset_info(h5_or_path) -> DatasetInfo:
         p = Path(h5_or_path)
         if not p.is_file():
             raise FileNotFoundError(f"dataset file not found: {p}")
-        with h5py.File(p, "r") as h5:
+        try:
+            h5 = h5py.File(p, "r")
+        except OSError as exc:  # truncated (interrupted copy), damaged, or not HDF5 at all
+            raise ValueError(
+                f"{p} cannot be read as a dataset file ({' '.join(str(exc).split())}); it is truncated or damaged: "
+                "copy it again or run 'napari-smil-mv preprocess' again"
+            ) from None
+        with h5:
             return read_dataset_info(h5)
     h5 = h5_or_path
     path = Path(h5.filename)

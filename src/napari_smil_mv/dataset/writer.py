@@ -9,6 +9,7 @@ success the partial file is renamed to the output and the journal removed.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import warnings
@@ -19,9 +20,12 @@ import h5py
 import numpy as np
 
 from napari_smil_mv.dataset.schema import AUXILIARY, IMAGES, KEYPOINTS, METADATA, PARAMETERS
-from napari_smil_mv.utils.atomic import check_can_write
+from napari_smil_mv.utils.atomic import DiskFullError, check_can_write, check_free_space
 
 N_DIST = 14  # distortion coefficients stored per view (OpenCV's longest model), zero-padded
+#: Free space kept beyond every write (HDF5 metadata, the journal): HDF5 may crash the process when the disk
+#: fills during a write, so the writer stops with :class:`DiskFullError` before that, leaving a resumable run.
+HEADROOM_BYTES = 8 << 20
 _NUMERIC = (np.float32, np.float64, np.int32, np.int64, np.bool_)  # the other per-sample dtype: UTF-8 text
 
 
@@ -139,6 +143,7 @@ class DatasetWriter:
         self.done_keys: set[str] = set()
         self.stats_snapshot: dict = {}
         self.resumed = False
+        self.broken = False  # a write failed: commit nothing more (the journal keeps the run resumable)
         self._pending: list[tuple[str, str, dict | None]] = []  # (key, status, record)
         self._h5: h5py.File | None = None
         if restart:
@@ -167,6 +172,7 @@ class DatasetWriter:
 
     def _open(self) -> None:
         self.output.parent.mkdir(parents=True, exist_ok=True)
+        self._check_space(0, "to start or resume")
         if self.partial.exists() and self.journal.exists():
             head, entries = self._read_journal()
             if head != self.fingerprint:
@@ -225,6 +231,18 @@ class DatasetWriter:
             os.fsync(f.fileno())
 
     # ------------------------------------------------------------------------------------------ writing
+    def _check_space(self, n_bytes: int, what: str) -> None:
+        """DiskFullError (naming the partial file and how to resume) unless ``2 n_bytes`` + headroom are free."""
+        try:
+            check_free_space(self.partial, 2 * n_bytes + HEADROOM_BYTES, f"{self.partial} ({what})")
+        except DiskFullError as exc:
+            if not self.partial.exists():
+                raise
+            raise DiskFullError(
+                f"{exc}; the unfinished run stays in {self.partial.name} ({self.n_written} samples) and the "
+                "same command resumes it"
+            ) from None
+
     @property
     def n_pending(self) -> int:
         return len(self._pending)
@@ -241,20 +259,35 @@ class DatasetWriter:
         """Write the queued samples in one go, flush, then journal them with a statistics snapshot."""
         if not self._pending:
             return
+        if self.broken:
+            raise RuntimeError(f"{self.partial}: an earlier write failed; nothing more is written")
         records = [rec for _, status, rec in self._pending if rec is not None]
         n0, k = self.n_written, len(records)
         h5 = self._h5
-        if k:
-            for name in self.layout.datasets():
-                data = [rec[name] for rec in records]
-                ds = h5[name]
-                ds.resize(n0 + k, axis=0)
-                ds[n0 : n0 + k] = np.asarray(data, dtype=object if ds.dtype.kind == "O" else ds.dtype)
-            for v in range(self.layout.max_views):
-                ds = h5[f"{IMAGES}/image_jpeg_view_{v}"]
-                ds.resize(n0 + k, axis=0)
-                _write_vlen(ds, n0, [rec["jpeg"][v] for rec in records])
-        h5.flush()
+        per_record = sum(int(np.prod(shape)) * 8 + 64 for shape, _ in self.layout.datasets().values())
+        self._check_space(
+            sum(len(b) for rec in records for b in rec["jpeg"]) + k * per_record, f"{k} more samples"
+        )
+        try:
+            if k:
+                for name in self.layout.datasets():
+                    data = [rec[name] for rec in records]
+                    ds = h5[name]
+                    ds.resize(n0 + k, axis=0)
+                    ds[n0 : n0 + k] = np.asarray(data, dtype=object if ds.dtype.kind == "O" else ds.dtype)
+                for v in range(self.layout.max_views):
+                    ds = h5[f"{IMAGES}/image_jpeg_view_{v}"]
+                    ds.resize(n0 + k, axis=0)
+                    _write_vlen(ds, n0, [rec["jpeg"][v] for rec in records])
+            h5.flush()
+        except Exception as exc:  # the journal still ends at n0: a resume truncates the partial file there
+            self.broken = True
+            message = (
+                f"writing samples {n0}..{n0 + k - 1} into {self.partial} failed ({' '.join(str(exc).split())}); "
+                "the same command resumes after the samples written before"
+            )
+            full = getattr(exc, "errno", None) == errno.ENOSPC
+            raise (DiskFullError(message) if full else OSError(message)) from exc
         self.n_written = n0 + k
         keys = [key for key, _, _ in self._pending]
         with open(self.journal, "a", encoding="utf-8") as f:
@@ -277,6 +310,7 @@ class DatasetWriter:
         """
         if self._pending:
             raise RuntimeError("commit() the pending samples before finalize()")
+        self._check_space(len(json.dumps(attrs, default=str)), "to finish")
         h5 = self._h5
         v_final = max(1, int(used_views))
         if v_final < self.layout.max_views:

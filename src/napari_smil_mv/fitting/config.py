@@ -251,21 +251,56 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitConfig:
-        """Inverse of ``to_dict``; unknown keys raise ValueError naming them."""
+        """Inverse of ``to_dict``; unknown keys and wrongly typed values raise ValueError naming them."""
+        if not isinstance(data, dict):
+            raise ValueError(f"FitConfig must be an object (dict) of settings, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"FitConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
         data = dict(data)
+        _check_types("FitConfig", data, cls)
         if "stages" in data:
             stage_fields = {f.name for f in dataclasses.fields(StageConfig)}
             stages = []
             for i, s in enumerate(data["stages"]):
+                if not isinstance(s, dict):
+                    raise ValueError(
+                        f"FitConfig.stages[{i}] must be an object (dict), got {type(s).__name__}"
+                    )
                 bad = sorted(set(s) - stage_fields)
                 if bad:
                     raise ValueError(
                         f"FitConfig.stages[{i}]: unknown key(s) {bad}; known keys are {sorted(stage_fields)}"
                     )
+                _check_types(f"FitConfig.stages[{i}]", s, StageConfig)
                 stages.append(StageConfig(**s))
             data["stages"] = stages
         return cls(**data)
+
+
+_TYPE_CHECKS: dict[str, tuple[str, Any]] = {
+    "bool": ("true/false", lambda v: isinstance(v, bool)),
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "float | None": ("a number or null", lambda v: v is None or _TYPE_CHECKS["float"][1](v)),
+    "tuple[str, ...]": (
+        "a list of strings",
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v),
+    ),
+    "dict[str, float]": (
+        "an object of numbers",
+        lambda v: isinstance(v, dict) and all(_TYPE_CHECKS["float"][1](x) for x in v.values()),
+    ),
+    "list[StageConfig]": ("a list of stage objects", lambda v: isinstance(v, list)),
+}
+
+
+def _check_types(where: str, data: dict[str, Any], cls: type) -> None:
+    """Raise ValueError naming ``where.key`` and the expected type for a wrongly typed value in ``data``."""
+    hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        check = _TYPE_CHECKS.get(hints.get(key, ""))
+        if check is not None and not check[1](value):
+            raise ValueError(f"{where}.{key} must be {check[0]}, got {value!r} ({type(value).__name__})")

@@ -165,6 +165,29 @@ class FitData:
             seen |= np.isfinite(self.points_3d).all(-1).any(0)
         return seen
 
+    def check_fittable(self) -> None:
+        """Raise a ValueError when nothing can be fitted: every camera excluded, or no 2D keypoint observed.
+
+        A fit needs at least one camera with a non-zero ``camera_weights`` entry and one finite 2D keypoint of
+        positive weight in such a camera; otherwise it would run on the 3D points or priors alone and report NaN
+        reprojection errors. The message names the session (``metadata["session_name"]``) and the cameras.
+        """
+        where = f" of session {self.metadata['session_name']!r}" if self.metadata.get("session_name") else ""
+        used = np.asarray(self.camera_weights) > 0
+        names = list(self.camera_names)
+        if not used.any():
+            raise ValueError(
+                f"every camera{where} is excluded from the fit ({names}); leave at least one camera in "
+                "(fewer --exclude-cameras)"
+            )
+        if not (self.weights[used] > 0).any():
+            cams = [n for n, u in zip(names, used, strict=True) if u]
+            raise ValueError(
+                f"no 2D keypoint{where} is observed by the cameras {cams} in its {self.n_frames} frames: every "
+                "mapped keypoint is missing (NaN) or has weight 0. Check the labels files, the frame range and "
+                "the joint map"
+            )
+
     def select_frames(self, frames: slice | Sequence[int] | np.ndarray) -> FitData:
         """Copy restricted to some frames (positions along T, not frame numbers)."""
         idx = np.arange(self.n_frames)[frames]

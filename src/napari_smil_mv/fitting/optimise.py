@@ -230,6 +230,7 @@ def _fit_iter(
             "FitData.joint_names differ from the model's joint names; the data must be in the model's "
             "joint order"
         )
+    data.check_fittable()
     init_params = check_init_params(init_params)
     problem = Problem(model, data, config, device, dtype)
     params, info, reports, cw = _initialise(problem, model, data, config, init_params)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_smil_mv.fitting.data import FitData
+from napari_smil_mv.sessions.joint_map import check_joint_map
 
 
 def keypoint_weights(scores: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -72,11 +73,7 @@ def fit_data_from_session(
             )
     nodes = list(session.skeleton.nodes)
     joints = list(model_joint_names)
-    problems = joint_map.validate(nodes, joints)
-    if problems:
-        raise ValueError(
-            f"joint map does not fit session {session.name!r} and the model: " + "; ".join(problems)
-        )
+    check_joint_map(joint_map, session, joints)
     d_idx, m_idx = joint_map.index_pairs(nodes, joints)
     if d_idx.size == 0:
         raise ValueError(

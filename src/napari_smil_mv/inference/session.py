@@ -3,11 +3,12 @@
 Every frame goes through the same steps as preprocessing (:mod:`napari_smil_mv.dataset.crops`): the session's
 keypoints are undistorted, the crop box follows the network's recorded crop mode, and one remap undistorts, crops
 and resizes each view (with the same JPEG round trip as the stored images). Views follow the dataset's rule: a
-camera takes part in a frame when its video exists and, for bounding-box crops, it sees at least
-``min_keypoints`` of the animal's keypoints. Cameras the caller excludes are left out altogether (prediction,
-stored cameras and observations, refinement). Cameras the network was not trained on are left out of the prediction
-only (they still get projections, count in the evaluation and take part in a refinement); the ``load`` event's
-message names both kinds.
+camera takes part in a frame when, for bounding-box crops, it sees at least ``min_keypoints`` of the animal's
+keypoints. Every camera predicted from must have a readable video: a missing or undecodable one is an error
+naming the camera and file (exclude the camera to go on), never black crops. Cameras the caller excludes are left
+out altogether (prediction, stored cameras and observations, refinement). Cameras the network was not trained on
+are left out of the prediction only (they still get projections, count in the evaluation and take part in a
+refinement); the ``load`` event's message names both kinds.
 """
 
 from __future__ import annotations
@@ -103,6 +104,23 @@ def _drop_cameras(session, predictor: Predictor, exclude: Sequence[str] | None):
     return session, excluded, untrained, "; ".join(notes)
 
 
+def _check_videos(session, cameras: list[str]) -> None:
+    """Raise when a camera the network predicts from has no readable video; warn when one is too short."""
+    from napari_smil_mv.sessions.video_checks import check_session_videos
+
+    problems = check_session_videos(session, cameras)
+    broken = [p for p in problems if p.kind in ("missing", "unreadable")]
+    if broken:
+        names = ",".join(p.camera for p in broken)
+        raise ValueError(
+            "; ".join(p.message for p in broken)
+            + f". The network needs every camera's images: restore the video, or leave the camera out with "
+            f"--exclude-cameras {names} (exclude_cameras=[...])"
+        )
+    for p in problems:
+        warnings.warn(p.message, UserWarning, stacklevel=3)
+
+
 def infer_session_iter(
     checkpoint: str | Path | Predictor,
     session,
@@ -147,7 +165,8 @@ def infer_session_iter(
     ------
     ValueError
         When ``exclude_cameras`` names a camera the session does not have, or no camera is left that the
-        network knows.
+        network knows, or a camera the network predicts from has a missing or undecodable video (the message
+        names the camera and file; exclude the camera to go on). A video shorter than its labels is warned about.
 
     Yields
     ------
@@ -174,6 +193,7 @@ def infer_session_iter(
     mode, S = str(opt.get("crop_mode", "default")), int(pr.spec.image_size)
     undistort = bool(opt.get("undistort", True))
     cams = [c for c in session.camera_names if c not in untrained]
+    _check_videos(session, cams)
     yield InferEvent(
         "load",
         0,
@@ -187,8 +207,6 @@ def infer_session_iter(
     mapped_nodes = [session.skeleton.nodes.index(d) for d, _m in jm.pairs if d in session.skeleton.nodes]
     for c in cams:
         view = session.views[c]
-        if view.video is None or not view.video.exists:
-            continue
         vis = visible_keypoints(view, None if min_score is None else float(min_score))[rows, a]
         kp = np.where(vis[..., None], view.keypoints[rows, a], np.nan)
         if undistort and view.camera.has_distortion:

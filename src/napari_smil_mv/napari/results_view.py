@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_smil_mv.napari.layers.results_layers import RESULT_CAMERA_ROLES, RESULT_ROLES, results_layer_data
+from napari_smil_mv.napari.layers.results_layers import (
+    RESULT_CAMERA_ROLES,
+    RESULT_ROLES,
+    results_layer_data,
+)
 from napari_smil_mv.napari.layers.results_mesh import (
     baked_shading,
     light_direction,
@@ -328,7 +332,9 @@ def show_results(
     results
         A :class:`~napari_smil_mv.results.Results` or a ``*.smilmv.h5`` path.
     model
-        The body model (SMILModelData or ``.pkl``); None: the one recorded in the results, when found.
+        The body model (SMILModelData or ``.pkl``); ``results_mesh.RECORDED_MODEL``: the ``.pkl`` recorded in
+        the results (loaded only when its SHA-256 matches); None: the embedded demo model when the results were
+        made with it, else no mesh (a file the results merely name is not loaded without your choice).
     session
         ``"auto"``: the shown session the results were fitted on (by path, name and cameras); a Session or its
         registry id; None: show the results on their own (video, data keypoints and cameras from the file).

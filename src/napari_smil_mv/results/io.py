@@ -37,7 +37,7 @@ import numpy as np
 
 from napari_smil_mv.cameras import Camera, CameraRig
 from napari_smil_mv.results.model import FORMAT_NAME, SCHEMA_VERSION, Results
-from napari_smil_mv.utils.atomic import atomic_path
+from napari_smil_mv.utils.atomic import h5_file_atomic
 
 _BODY = ("poses", "betas", "trans", "mesh_scale", "log_beta_scales", "betas_trans")
 _STR = h5py.string_dtype()
@@ -77,6 +77,11 @@ def write_results(results: Results, path: str | os.PathLike, overwrite: bool = F
     Returns
     -------
     Path of the written file.
+
+    Raises
+    ------
+    napari_smil_mv.utils.atomic.DiskFullError
+        Not enough free space; nothing is left under ``path`` (nor a temporary file).
     """
     path = Path(path)
     prov = dict(results.provenance)
@@ -85,7 +90,8 @@ def write_results(results: Results, path: str | os.PathLike, overwrite: bool = F
     prov.setdefault("producer", "unknown")
     config = prov.get("config", {})
     gz = {"compression": "gzip", "compression_opts": 4}
-    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+    # built in memory, then written in one go: a full disk is a clean DiskFullError, never a crash inside HDF5
+    with h5_file_atomic(path, overwrite=overwrite) as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["units"] = results.units

@@ -179,13 +179,18 @@ def _session_observations(
     return obs, pts
 
 
-def _ground_truth_joints(results: Results, gt: Any) -> np.ndarray:
-    """Ground-truth joints (T, J, 3) in the results' frame and joint order."""
+def _read_truth(gt: Any) -> Any:
+    """A ground truth given as a path (``ground_truth.npz`` or its folder), read; anything else as is."""
     if isinstance(gt, (str, os.PathLike)):
-        path = Path(gt)
         from napari_smil_mv.sessions.synthetic_truth import read_ground_truth
 
-        gt = read_ground_truth(path)
+        return read_ground_truth(Path(gt))
+    return gt
+
+
+def _ground_truth_joints(results: Results, gt: Any) -> np.ndarray:
+    """Ground-truth joints (T, J, 3) in the results' frame and joint order."""
+    gt = _read_truth(gt)
     arrays: Mapping[str, Any] = gt.arrays if hasattr(gt, "arrays") else gt
     key = next((k for k in ("joints3d", "joints_3d", "joints") if k in arrays), None)
     if key is None:
@@ -208,6 +213,13 @@ def _ground_truth_joints(results: Results, gt: Any) -> np.ndarray:
     return out
 
 
+#: What the reprojection error of each reference measures against (``reprojection_reference``).
+STORED_2D = (
+    "the 2D keypoints stored in the results (the ones it was fitted to; noisy labels for a synthetic session)"
+)
+TRUTH_2D = "the noise-free 2D keypoints of the ground truth (keypoints_2d_clean) at the visible tracked nodes"
+
+
 def evaluate(results: Results, reference: Any = None, animal: int | str | None = None) -> dict[str, Any]:
     """Metrics of ``results`` against their stored observations, a session, or a ground truth.
 
@@ -221,14 +233,16 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
         camera name, frame number and the results' data node names;
         a ground truth (``ground_truth.npz`` path, :class:`~napari_smil_mv.sessions.synthetic_truth.GroundTruth`
         or a mapping with ``joints3d`` (T, J, 3), optional ``frame_indices`` and ``joint_names``): 3D joint errors
-        and the body length, plus the 2D metrics against the stored observations.
+        and the body length, plus the 2D metrics against its noise-free 2D keypoints (``keypoints_2d_clean`` of
+        a ``GroundTruth``, visible nodes only; a mapping without them: against the stored observations).
     animal
         Animal of the session (default: the one recorded in the results' provenance, else 0).
 
     Returns
     -------
     dict
-        Always: ``units``, ``n_frames``, ``reference``, ``reprojection_px_median``, ``reprojection_px_mean``,
+        Always: ``units``, ``n_frames``, ``reference``, ``reprojection_reference`` (what the 2D errors are
+        measured against, in words), ``reprojection_px_median``, ``reprojection_px_mean``,
         ``reprojection_px_per_camera`` (name → median), ``pck_5px``, ``pck_10px``, ``n_keypoints``,
         ``cameras_used``.
 
@@ -248,18 +262,32 @@ def evaluate(results: Results, reference: Any = None, animal: int | str | None =
     is_session = reference is not None and hasattr(reference, "views") and hasattr(reference, "rig")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        is_truth = reference is not None and not is_session
         if is_session:
             observed, reference_3d = _session_observations(results, reference, animal)
             errors = reprojection_errors(results.projections_2d, observed)
             out["reference"] = f"session {reference.name}"
+            out["reprojection_reference"] = f"the 2D keypoints of session {reference.name}"
+        elif is_truth:
+            from napari_smil_mv.results.references import ground_truth_2d
+
+            reference = _read_truth(reference)
+            reference_3d = _ground_truth_joints(results, reference)
+            out["reference"] = "ground truth"
+            clean = ground_truth_2d(results, reference)
+            if clean is None:
+                errors = results.reprojection_error
+                out["reprojection_reference"] = (
+                    STORED_2D + " (the ground truth has no noise-free 2D keypoints)"
+                )
+            else:
+                errors = reprojection_errors(results.projections_2d, clean)
+                out["reprojection_reference"] = TRUTH_2D
         else:
             errors = results.reprojection_error
             out["reference"] = "stored observations"
+            out["reprojection_reference"] = STORED_2D
         out.update(reprojection_summary(errors, results.camera_names, results.camera_used))
-        is_truth = reference is not None and not is_session
-        if is_truth:
-            reference_3d = _ground_truth_joints(results, reference)
-            out["reference"] = "ground truth"
         if reference_3d is None:
             return out
         err3d = joint_errors_3d(results.joints_3d, reference_3d)

@@ -21,7 +21,7 @@ from napari_smil_mv.sessions.joint_map import JOINT_LOOKUP_CSV, JointMap, auto_m
 from napari_smil_mv.sessions.model import CameraView, Session, Skeleton
 from napari_smil_mv.sessions.qc import ErrorStats, QCReport, calibration_qc, flag_cameras, units_hint
 from napari_smil_mv.sessions.shape_betas import SHAPE_BETAS_CSV, ShapeBetas
-from napari_smil_mv.sessions.video import LazyVideo, VideoMissingWarning
+from napari_smil_mv.sessions.video import LazyVideo, VideoMissingWarning, VideoPathWarning
 
 __all__ = [
     "JOINT_LOOKUP_CSV",
@@ -38,6 +38,7 @@ __all__ = [
     "ShapeBetas",
     "Skeleton",
     "VideoMissingWarning",
+    "VideoPathWarning",
     "auto_match",
     "calibration_qc",
     "find_sessions",

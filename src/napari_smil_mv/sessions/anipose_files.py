@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_smil_mv.utils.atomic import atomic_path
+from napari_smil_mv.utils.atomic import h5_file_atomic
 
 
 @dataclass
@@ -82,15 +82,13 @@ def write_points3d_h5(
     path: str | Path, points: np.ndarray, cameras: list[str] | None = None, overwrite: bool = False
 ) -> Path:
     """Write ``points (F, A, N, 3)`` as a sleap-anipose ``points3d.h5`` (atomic; NaN kept as NaN)."""
-    import h5py
-
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 4 or pts.shape[-1] != 3:
         raise ValueError(f"points must be (n_frames, n_tracks, n_nodes, 3), got {pts.shape}")
     desc = "Shape: (n_frames, n_tracks, n_nodes, 3)."
     if cameras:
         desc += f" In calibration camera order: {list(cameras)}"
-    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as h5:
+    with h5_file_atomic(path, overwrite=overwrite) as h5:
         ds = h5.create_dataset("tracks", data=pts, compression="gzip", compression_opts=1)
         ds.attrs["Description"] = desc
     return Path(path)

@@ -237,3 +237,27 @@ def auto_match(data_nodes: Sequence[str], model_joint_names: Sequence[str]) -> J
             if nd[0]:
                 take(d, [m for m in model_joint_names if norm_m[m] == nd])
     return JointMap([(d, pairs[d]) for d in data_nodes if d in pairs])
+
+
+def check_joint_map(joint_map: JointMap, session, model_joints: Sequence[str], source: str = "") -> None:
+    """Raise a ValueError when ``joint_map`` names nodes the session's skeleton lacks or joints the model lacks.
+
+    The one check ``fit``, ``infer`` and ``preprocess`` apply to a joint map (see :meth:`JointMap.validate`).
+
+    Parameters
+    ----------
+    joint_map
+        The map to check.
+    session
+        A :class:`~napari_smil_mv.sessions.Session` (its name and skeleton nodes are used).
+    model_joints
+        The body model's joint names.
+    source
+        Where the map came from (a file path), named in the message.
+    """
+    problems = joint_map.validate(session.skeleton.nodes, model_joints)
+    if problems:
+        src = f" {source}" if source else ""
+        raise ValueError(
+            f"joint map{src} does not fit session {session.name!r} and the model: " + "; ".join(problems)
+        )

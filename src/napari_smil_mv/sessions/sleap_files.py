@@ -16,6 +16,7 @@ the ``frames`` table for us).
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,12 +89,25 @@ def basename_of(stored: str) -> str:
     return PureWindowsPath(str(stored)).name
 
 
-def resolve_video_path(stored: str, labels_path: Path, max_up: int = 3) -> Path | None:
+def resolve_video_path(stored: str, labels_path: Path, max_up: int = 3, camera: str = "") -> Path | None:
     """Find a video whose stored path may be absolute, foreign (Windows) or moved.
 
-    Search order: the stored path itself (relative paths are taken relative to the labels file), then by
-    basename in the labels file's folder, its sub-folders, and ``<ancestor>`` and ``<ancestor>/videos`` for up to
-    ``max_up`` parent folders.
+    Search order: a relative stored path, taken relative to the labels file; then by basename in the labels
+    file's folder and its sub-folders (so a *copied* session reads its own videos, not the original's); then the
+    stored absolute path itself, with a :class:`~napari_smil_mv.sessions.video.VideoPathWarning` when it lies
+    outside the session (the labels file's folder and its parent); then by basename in ``<ancestor>`` and
+    ``<ancestor>/videos`` for up to ``max_up`` parent folders.
+
+    Parameters
+    ----------
+    stored
+        The video path written in the labels file.
+    labels_path
+        The labels file (``.slp`` / analysis ``.h5``).
+    max_up
+        Parent folders searched by basename at the end.
+    camera
+        Camera name, for the warning.
 
     Returns
     -------
@@ -103,17 +117,28 @@ def resolve_video_path(stored: str, labels_path: Path, max_up: int = 3) -> Path 
     if not stored:
         return None
     folder = Path(labels_path).resolve().parent
+    name = basename_of(stored)
+    direct = None
     try:
-        direct = Path(stored)
-        if not direct.is_absolute():
-            direct = folder / direct
-        if direct.is_file():
+        path = Path(stored)
+        if path.is_absolute():
+            direct = path
+        elif (folder / path).is_file():
+            return folder / path
+    except OSError:
+        pass
+    near = [folder / name]
+    near += [sub / name for sub in sorted(folder.iterdir()) if sub.is_dir()] if folder.is_dir() else []
+    for cand in near:
+        if cand.is_file():
+            return cand
+    try:
+        if direct is not None and direct.is_file():
+            _warn_outside(direct, folder, name, Path(labels_path).name, camera)
             return direct
     except OSError:
         pass
-    name = basename_of(stored)
-    candidates = [folder / name]
-    candidates += [sub / name for sub in sorted(folder.iterdir()) if sub.is_dir()] if folder.is_dir() else []
+    candidates = []
     anc = folder
     for _ in range(max_up + 1):
         candidates += [anc / "videos" / name, anc / name]
@@ -124,6 +149,27 @@ def resolve_video_path(stored: str, labels_path: Path, max_up: int = 3) -> Path 
         if cand.is_file():
             return cand
     return None
+
+
+def _warn_outside(video: Path, folder: Path, name: str, labels_name: str, camera: str) -> None:
+    """Warn that ``video`` (a stored absolute path) is read although it lies outside the session folder."""
+    from napari_smil_mv.sessions.video import VideoPathWarning
+
+    root = folder.parent
+    try:
+        inside = os.path.commonpath([str(video.resolve()), str(root)]) == str(root)
+    except ValueError:  # different drives
+        inside = False
+    if inside:
+        return
+    cam = f"camera {camera!r}: " if camera else ""
+    warnings.warn(
+        f"{cam}no video named {name} next to {labels_name} ({folder}); reading the path stored in it, {video}, "
+        f"outside the session folder {root}. If the session was copied, put its video next to the labels file "
+        "to read that copy instead.",
+        VideoPathWarning,
+        stacklevel=4,
+    )
 
 
 def video_hints(video) -> tuple[int | None, int]:
@@ -144,7 +190,7 @@ def make_lazy_video(
     ``fallback`` (e.g. the only video in a camera folder) is used when the stored path resolves to no file.
     """
     stored = str(video.filename) if not isinstance(video.filename, list) else str(video.filename[0])
-    path = resolve_video_path(stored, labels_path) or fallback
+    path = resolve_video_path(stored, labels_path, camera=camera.name) or fallback
     n_hint, channels = video_hints(video)
     n = max(n_hint or 0, n_frames_needed)
     searched = f"also searched by name next to {labels_path.name} and in nearby 'videos/' folders"

@@ -22,6 +22,11 @@ class VideoMissingWarning(UserWarning):
     """A session's video file could not be found or opened; blank frames are shown instead."""
 
 
+class VideoPathWarning(UserWarning):
+    """A session's video is read from the absolute path stored in its labels file, outside the session folder
+    (no file of that name lies next to the labels file): a copied session may be reading the original's video."""
+
+
 class SequentialReader:
     """Frame reader over one kept-open ``cv2.VideoCapture`` that seeks only on jumps; thread-safe.
 

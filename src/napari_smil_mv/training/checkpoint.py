@@ -25,6 +25,35 @@ from napari_smil_mv.network import MultiViewRegressor, NetworkSpec
 CHECKPOINT_FORMAT = "napari-smil-mv network checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_SUFFIX = ".pt"
+#: Files of a training run in its output folder (``epoch_*.pt`` too); a new run never replaces them silently.
+RUN_FILES = ("best.pt", "last.pt", "history.json", "config.json")
+
+
+def existing_run_files(output_dir: str | os.PathLike) -> list[Path]:
+    """The training-run files already in ``output_dir`` (:data:`RUN_FILES` and ``epoch_*.pt``), sorted."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return []
+    found = [out / name for name in RUN_FILES if (out / name).exists()]
+    return sorted(found + sorted(out.glob("epoch_*.pt")))
+
+
+def check_new_run_folder(output_dir: str | os.PathLike, overwrite: bool = False) -> list[Path]:
+    """Refuse (FileExistsError naming the folder) to start a new run over an earlier one unless ``overwrite``.
+
+    Returns
+    -------
+    list of Path
+        The earlier run's files (to remove when ``overwrite``).
+    """
+    found = existing_run_files(output_dir)
+    if found and not overwrite:
+        names = ", ".join(p.name for p in found[:5]) + (", ..." if len(found) > 5 else "")
+        raise FileExistsError(
+            f"{output_dir} already holds a training run ({names}); choose another output folder, resume it "
+            "(--resume) or replace it (--overwrite)"
+        )
+    return found
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -97,6 +126,7 @@ def resolve_body_model(spec: NetworkSpec, body_model=None):
         The model file is missing, or it is a different model (SHA-256 mismatch).
     """
     from napari_smil_mv.body import SMILModelData, load_smil_model
+    from napari_smil_mv.body.recorded_model import load_recorded_model
 
     if isinstance(body_model, SMILModelData):
         data = body_model
@@ -104,14 +134,13 @@ def resolve_body_model(spec: NetworkSpec, body_model=None):
         data = load_smil_model(body_model)
     elif spec.body_model_source in ("", "<demo model>"):
         data = load_smil_model(None)
-    else:
-        src = Path(spec.body_model_source)
-        if not src.is_file():
-            raise FileNotFoundError(
-                f"the network was trained with body model {src}, which does not exist here; pass the model file "
-                "(--model / body_model=)"
-            )
-        data = load_smil_model(src)
+    else:  # the path the checkpoint records: its bytes are checked against the recorded SHA-256 before unpickling
+        data = load_recorded_model(
+            spec.body_model_source,
+            spec.body_model_sha256,
+            "the network's checkpoint",
+            "pass the model file (--model / body_model=)",
+        )
     if spec.body_model_sha256 and data.sha256 != spec.body_model_sha256:
         raise ValueError(
             f"body model {data.source} (SHA-256 {data.sha256[:12]}...) is not the model the network was trained "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -91,18 +90,19 @@ def make_runtime(config: TrainConfig) -> Runtime:
 def resolve_training_body_model(config: TrainConfig, info):
     """The body model for a dataset: ``config.body_model`` or the dataset's recorded model (checked)."""
     from napari_smil_mv.body import load_smil_model
+    from napari_smil_mv.body.recorded_model import load_recorded_model
 
     source = str(info.attrs.get("body_model_source", ""))
     if config.body_model:
         data = load_smil_model(config.body_model)
     elif source in ("", "<demo model>"):
         data = load_smil_model(None)
-    elif Path(source).is_file():
-        data = load_smil_model(source)
-    else:
-        raise FileNotFoundError(
-            f"the dataset {info.path} was made with body model {source}, which does not exist here; set "
-            "body_model in the config"
+    else:  # the path the dataset records: hashed before it is unpickled
+        data = load_recorded_model(
+            source,
+            str(info.attrs.get("body_model_sha256", "")),
+            f"the dataset {info.path}",
+            "set body_model in the config",
         )
     sha = str(info.attrs.get("body_model_sha256", ""))
     if sha and data.sha256 != sha:

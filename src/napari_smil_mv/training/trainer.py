@@ -315,6 +315,7 @@ def train_iter(
     config: TrainConfig | dict | str | Path,
     resume: bool | str | Path | None = None,
     cancel: CancelFlag = None,
+    overwrite: bool = False,
 ) -> Iterator[TrainEvent]:
     """Train a network, yielding :class:`TrainEvent` progress (see the module docstring).
 
@@ -328,16 +329,22 @@ def train_iter(
     cancel
         ``threading.Event`` or callable; when set, a resumable ``last.pt`` is written and a ``stopped`` event ends
         the iteration. Closing the generator stops without writing.
+    overwrite
+        For a new run: replace an earlier run in ``output_dir`` (its checkpoints, history and config are removed
+        when the run starts). Without it a new run over an earlier one raises FileExistsError at once.
     """
     cfg = _as_config(config)
-    return _train(cfg, resume, cancel)
+    earlier = [] if resume else ckpt.check_new_run_folder(cfg.output_dir, overwrite)
+    return _train(cfg, resume, cancel, earlier)
 
 
-def _train(cfg: TrainConfig, resume, cancel: CancelFlag) -> Iterator[TrainEvent]:
+def _train(cfg: TrainConfig, resume, cancel: CancelFlag, earlier: list[Path]) -> Iterator[TrainEvent]:
     run = _Run(cfg, resume, cancel)
     rt = run.rt
     try:
         if rt.is_main:
+            for old in earlier:  # --overwrite: the earlier run's files go, none is mixed into the new one
+                old.unlink(missing_ok=True)
             run.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run.out_dir / "config.json")
         n_val = 0 if run.val_ds is None else len(run.val_ds)
@@ -472,10 +479,11 @@ def train(
     resume: bool | str | Path | None = None,
     cancel: CancelFlag = None,
     progress: Callable[[TrainEvent], None] | None = None,
+    overwrite: bool = False,
 ) -> TrainEvent:
     """Run :func:`train_iter` to the end; returns the last event (``done`` or ``stopped``)."""
     last = None
-    for event in train_iter(config, resume, cancel):
+    for event in train_iter(config, resume, cancel, overwrite):
         if progress is not None:
             progress(event)
         last = event

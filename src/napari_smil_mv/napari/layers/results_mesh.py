@@ -21,8 +21,25 @@ STACKED_MAX_VERTEX_FRAMES = 1_000_000
 MESH_MODES = ("auto", "stacked", "per_frame")
 
 
+#: ``model=RECORDED_MODEL``: load the ``.pkl`` the results name, after its bytes match the recorded SHA-256.
+RECORDED_MODEL = "<recorded model>"
+
+
+def recorded_model_file(results: Results) -> Path | None:
+    """The existing model ``.pkl`` the results name (None for the demo model, nothing recorded, or no file)."""
+    from napari_smil_mv.body.model_file import DEMO_SOURCE
+
+    src = results.model_source
+    if not src or src == DEMO_SOURCE or not Path(src).is_file():
+        return None
+    return Path(src)
+
+
 def model_for_results(results: Results, model: Any = None) -> Any:
-    """The body model of ``results`` (SMILModelData), or None with a warning when it cannot be found.
+    """The body model of ``results`` (SMILModelData), or None with a warning when it is not loaded.
+
+    A model file that the results merely name is never loaded on its own (opening a results file must not
+    unpickle a file the user did not choose): pass it, or ``RECORDED_MODEL`` to accept the recorded one.
 
     Parameters
     ----------
@@ -30,23 +47,41 @@ def model_for_results(results: Results, model: Any = None) -> Any:
         The results.
     model
         A SMILModelData or a model ``.pkl`` path to use (checked against the results: ValueError when it is
-        another model). None: the results' ``model_source`` (the demo model, or the ``.pkl`` path recorded at
-        fit time when that file still exists and has the recorded SHA-256).
+        another model). ``RECORDED_MODEL``: the ``.pkl`` path recorded at fit time, loaded only when its bytes
+        have the recorded SHA-256 (checked before unpickling; else a warning and None). None: the embedded demo
+        model when the results were made with it, else a warning and None (no mesh).
     """
     from napari_smil_mv.body import load_smil_model
     from napari_smil_mv.body.model_file import DEMO_SOURCE
+    from napari_smil_mv.body.recorded_model import load_recorded_model
     from napari_smil_mv.results import check_model
 
+    src = results.model_source
+    if isinstance(model, str) and model == RECORDED_MODEL:
+        if src == DEMO_SOURCE:
+            model = None
+        else:
+            try:
+                found = load_recorded_model(src, results.model_sha256, "the results", "choose the model file")
+            except (OSError, ValueError) as exc:
+                warnings.warn(f"the fitted mesh is not shown: {exc}", stacklevel=2)
+                return None
+            model = found
     if model is not None:
         if isinstance(model, (str, os.PathLike)):
             model = load_smil_model(model)
         check_model(results, model)
         return model
-    src = results.model_source
     if src == DEMO_SOURCE:
         found = load_smil_model(None)
     elif src and Path(src).is_file():
-        found = load_smil_model(src)
+        warnings.warn(
+            f"the results name body model {src}; a model file is loaded only when you choose it, so the fitted "
+            "mesh is not shown (Fit widget: Show results... asks; or api.show_results(viewer, results, "
+            "model=path_or_RECORDED_MODEL))",
+            stacklevel=2,
+        )
+        return None
     else:
         warnings.warn(
             f"the body model of the results ({src or 'not recorded'}) was not found: the fitted mesh is not "
@@ -213,6 +248,8 @@ def marker_size(results: Results) -> float:
 
 __all__ = [
     "MESH_MODES",
+    "RECORDED_MODEL",
+    "recorded_model_file",
     "STACKED_MAX_VERTEX_FRAMES",
     "choose_mesh_mode",
     "marker_size",

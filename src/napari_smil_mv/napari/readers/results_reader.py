@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from napari_smil_mv.napari.layers.session_layers import LayerDataTuple
+from napari_smil_mv.napari.layers.session_layers import (
+    LayerDataTuple,
+)
 from napari_smil_mv.napari.readers.reader_paths import single_path
 from napari_smil_mv.results import FORMAT_NAME, RESULTS_SUFFIX
 
@@ -46,9 +48,12 @@ def get_results_reader(path: Any) -> ReaderFunction | None:
 
 
 def read_results_layers(path: Any) -> list[LayerDataTuple]:
-    """Layer data of a results file (see the module docstring); the body model is the one recorded in the file
-    when it can be found (else no mesh layers, with a warning)."""
-    from napari_smil_mv.napari.layers.results_layers import results_layer_data
+    """Layer data of a results file (see the module docstring). The mesh is shown for the embedded demo model
+    only: a ``.pkl`` the file merely names is not loaded by opening it (no mesh layers, with a warning naming it;
+    the Fit widget's Show results... asks first)."""
+    from napari_smil_mv.napari.layers.results_layers import (
+        results_layer_data,
+    )
     from napari_smil_mv.results import read_results
 
     p = single_path(path)

@@ -11,6 +11,7 @@ shown and can be saved (marked as cancelled in the file).
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -296,14 +297,35 @@ class FitWidget(QWidget):
         if path:
             self.show_results_file(path)
 
-    def show_results_file(self, path: str | Path) -> list:
-        """Show a saved results file with the session in the viewer (or on its own); returns the layers."""
+    def show_results_file(self, path: str | Path, load_model: bool | None = None) -> list:
+        """Show a saved results file with the session in the viewer (or on its own); returns the layers.
+
+        When the results name a body-model ``.pkl``, it is loaded only if the user agrees (``load_model`` None
+        asks; True/False answers for scripts), and then only when its SHA-256 matches the recorded one.
+        """
+        from napari_smil_mv.napari.layers.results_mesh import RECORDED_MODEL, recorded_model_file
         from napari_smil_mv.napari.results_view import show_results
+        from napari_smil_mv.results import read_results
 
         try:
-            layers = show_results(self.viewer, path)
+            results = read_results(path)
+            model_file = recorded_model_file(results)
+            if model_file is not None and load_model is None:
+                load_model = ask_yes_no(
+                    self,
+                    "Load body model?",
+                    f"The results were fitted with the body model\n{model_file}\nLoad it to show the mesh? "
+                    "(Only if you trust that file; it is checked against the SHA-256 recorded in the results.)",
+                )
+            model = RECORDED_MODEL if model_file is not None and load_model else None
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                layers = show_results(self.viewer, results, model)
         except (OSError, ValueError, KeyError) as exc:
             self._say(f"Cannot show {path}: {exc}")
             return []
-        self._say(f"Showing {path}")
+        notes = [str(w.message) for w in caught if "mesh is not shown" in str(w.message)]
+        if model_file is not None and not load_model:
+            notes = [f"the mesh is not shown (body model {model_file.name} not loaded)"]
+        self._say(f"Showing {path}" + (f"; {notes[0]}" if notes else ""))
         return layers

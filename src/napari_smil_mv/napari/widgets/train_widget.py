@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 from napari_smil_mv.napari.widgets.config_forms import ConfigForm
 from napari_smil_mv.napari.widgets.config_hints import train_hints
 from napari_smil_mv.napari.widgets.live_plot import LivePlot
-from napari_smil_mv.napari.widgets.widget_parts import add_job_controls, wrapping_label
+from napari_smil_mv.napari.widgets.widget_parts import add_job_controls, ask_yes_no, wrapping_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -64,11 +64,11 @@ def sample_mosaic(samples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return img, cat(ann, 2), cat(pred, 2), cat(err, 1).reshape(-1)
 
 
-def train_worker(config: Any, resume: bool, cancel: threading.Event):
+def train_worker(config: Any, resume: bool, cancel: threading.Event, overwrite: bool = False):
     """Worker body (no viewer access): the trainer's events, unchanged."""
     from napari_smil_mv.training import train_iter
 
-    yield from train_iter(config, resume=resume, cancel=cancel)
+    yield from train_iter(config, resume=resume, cancel=cancel, overwrite=overwrite)
 
 
 class TrainWidget(QWidget):
@@ -170,8 +170,12 @@ class TrainWidget(QWidget):
     def _say(self, text: str) -> None:
         self.status.setText(text)
 
-    def start(self, resume: bool = False) -> Any:
-        """Start (or resume from ``<output>/last.pt``) training in a worker; returns it (None if it cannot)."""
+    def start(self, resume: bool = False, overwrite: bool | None = None) -> Any:
+        """Start (or resume from ``<output>/last.pt``) training in a worker; returns it (None if it cannot).
+
+        A new run into a folder that holds an earlier run asks before replacing it (``overwrite`` None; True/False
+        answers for scripts).
+        """
         from napari.qt.threading import create_worker
 
         if self.worker is not None:
@@ -185,11 +189,26 @@ class TrainWidget(QWidget):
             self._say(f"Cannot resume: {Path(cfg.output_dir) / 'last.pt'} does not exist")
             return None
         if not resume:
+            from napari_smil_mv.training.checkpoint import existing_run_files
+
+            found = existing_run_files(cfg.output_dir)
+            if found and overwrite is None:
+                overwrite = ask_yes_no(
+                    self,
+                    "Replace training run?",
+                    f"{cfg.output_dir} already holds a training run ({', '.join(p.name for p in found[:5])}).\n"
+                    "Replace it? (Resume continues it instead.)",
+                )
+            if found and not overwrite:
+                self._say(
+                    f"Not started: {cfg.output_dir} holds a training run; choose another output folder or Resume"
+                )
+                return None
             self.history = []
             self.loss_plot.clear()
             self.metric_plot.clear()
         self._cancel = threading.Event()
-        worker = create_worker(train_worker, cfg, resume, self._cancel)
+        worker = create_worker(train_worker, cfg, resume, self._cancel, bool(overwrite))
         worker.yielded.connect(self._on_event)
         worker.errored.connect(lambda exc: self._say(f"Training failed: {exc}"))
         worker.finished.connect(self._on_finished)
