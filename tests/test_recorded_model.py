@@ -137,8 +137,8 @@ def viewer(qapp):
 
 @pytest.mark.gui
 def test_fit_widget_asks_before_loading(viewer, fitted, unpickled, monkeypatch):
-    from napari_smil_mv.napari import fit_widget
     from napari_smil_mv.napari.scripting import meta
+    from napari_smil_mv.napari.widgets import fit_widget
     from napari_smil_mv.napari.widgets.fit_widget import FitWidget
 
     widget = FitWidget(viewer)
