@@ -46,7 +46,7 @@ def _measure(variant: str, path: str) -> dict:
     if variant == "baseline":
         from napari.layers import Layer
 
-        from napari_smil_mv.napari.video_array import prefetch_first_frames
+        from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
         from napari_smil_mv.sessions import load_session
 
         session = api.register_session(load_session(path))

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     t_viewer = time.perf_counter() - t0
 
     # the steps of api.load_session(viewer, path), timed one by one
-    from napari_smil_mv.napari.video_array import prefetch_first_frames
+    from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
     from napari_smil_mv.sessions import load_session
 
     stages = {}

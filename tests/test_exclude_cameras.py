@@ -97,13 +97,18 @@ def test_preprocess_command_exclude_cameras(fresh_dir, synthetic_session, capsys
 
 
 def test_preprocess_widget_exclude_field(qtbot):
-    from napari_smil_mv.napari.preprocess_widget import PreprocessWidget
+    from napari_smil_mv.napari.widgets.preprocess_widget import PreprocessWidget
 
     widget = PreprocessWidget(None)
     qtbot.addWidget(widget)
     assert widget.options().exclude_cameras == ()
-    widget.exclude_edit.setText(" side, top ,")
+    widget.form.widget("exclude_cameras").value = " side, top ,"
     assert widget.options().exclude_cameras == ("side", "top")
+    widget.form.widget("min_views").value = 0
+    widget.add_session("somewhere")
+    widget.output_edit.setText("out.smilmv-dataset.h5")
+    assert widget.run() is None and "min_views" in widget.status.text()  # named before any work starts
+    assert "min_views" in widget.form.error_label.text()
 
 
 def test_infer_session_with_a_camera_the_network_does_not_know(

@@ -40,7 +40,6 @@ def _save(img: np.ndarray, path: Path, max_bytes: int = 300_000) -> None:
 
 def main(outdir: Path, frame: int) -> None:
     import napari
-
     from napari_smil_mv import api
     from napari_smil_mv.napari.scripting import meta
 

@@ -48,15 +48,15 @@ def _wait(app, widget, timeout: float = 900.0, until=None) -> None:
 
 
 def main(work: Path) -> None:
-    import napari
     from qtpy.QtWidgets import QApplication
 
+    import napari
     from napari_smil_mv import api
     from napari_smil_mv.dataset import PreprocessOptions, preprocess
-    from napari_smil_mv.napari.infer_widget import SOURCES, InferWidget
-    from napari_smil_mv.napari.train_widget import TrainWidget
-    from napari_smil_mv.sessions import load_session
     from napari_smil_mv.demo.synthetic_session import write_synthetic_session
+    from napari_smil_mv.napari.widgets.infer_widget import SOURCES, InferWidget
+    from napari_smil_mv.napari.widgets.train_widget import TrainWidget
+    from napari_smil_mv.sessions import load_session
 
     warnings.simplefilter("ignore")
     session_dir = work / "session"
@@ -70,13 +70,20 @@ def main(work: Path) -> None:
     viewer.window.resize(1400, 900)
     train = TrainWidget(viewer)
     viewer.window.add_dock_widget(train, name="Train network", area="right")
-    train.dataset_edit.setText(str(dataset))
-    train.output_edit.setText(str(work / "run"))
-    train.epochs_spin.setValue(60)
-    train.lr_spin.setValue(1e-3)
-    train.backbone_lr_spin.setValue(5e-4)
-    train.device_combo.setCurrentText("cpu")
-    train.base_config = {"n_samples": 2, "data": {"dataset": str(dataset), "block_frames": 6}}
+    from napari_smil_mv.training import TrainConfig
+
+    train.form.set_value(
+        TrainConfig.from_dict(
+            {
+                "output_dir": str(work / "run"),
+                "epochs": 60,
+                "device": "cpu",
+                "n_samples": 2,
+                "data": {"dataset": str(dataset), "block_frames": 6},
+                "optim": {"lr": 1e-3, "backbone_lr": 5e-4},
+            }
+        )
+    )
     train.start()
     _wait(app, train, until=lambda: len(train.history) >= 25)
     app.processEvents()

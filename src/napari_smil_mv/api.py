@@ -16,7 +16,8 @@ Functions taking a viewer import napari only when called; importing this module 
 Layer roles, axes and metadata are described in ``docs/sessions.md`` (section "napari").
 """
 
-from napari_smil_mv.napari.layers import CAMERA_ROLES, LAYERS_PER_CAMERA, session_layer_data
+from napari_smil_mv.napari.layers.session_layers import CAMERA_ROLES, LAYERS_PER_CAMERA, session_layer_data
+from napari_smil_mv.napari.layers.world_layers import WORLD_AXES, WORLD_ROLES
 from napari_smil_mv.napari.registry import forget_session, get_session, register_session, registered_sessions
 from napari_smil_mv.napari.scripting import (
     LAYOUTS,
@@ -31,7 +32,6 @@ from napari_smil_mv.napari.scripting import (
     set_layout,
     show_session,
 )
-from napari_smil_mv.napari.world_layers import WORLD_AXES, WORLD_ROLES
 
 __all__ = [
     "CAMERA_ROLES",
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 # -- fit results (napari_smil_mv.napari.results_view): fit the shown session, show/remove results -------------------
-from napari_smil_mv.napari.results_layers import (  # noqa: E402
+from napari_smil_mv.napari.layers.results_layers import (  # noqa: E402
     RESULT_CAMERA_ROLES,
     RESULT_ROLES,
     RESULT_WORLD_ROLES,

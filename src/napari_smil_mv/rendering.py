@@ -367,3 +367,116 @@ def textured_background(size: tuple[int, int], seed: int = 0, grid_spacing: int 
         mask = cv2.GaussianBlur(mask, (3, 3), 0.8)
         img *= 1.0 - 0.25 * np.clip(mask * 2.0, 0, 1)[:, :, None]
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------ preview annotation
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+#: Header/legend colours of annotated previews (dark bands, light text).
+_BAND_RGB = (32, 34, 40)
+_TEXT_RGB = (235, 235, 235)
+_SUBTEXT_RGB = (170, 175, 185)
+
+
+def _font_scale(width: int) -> float:
+    return float(np.clip(width / 1000.0, 0.38, 0.9))
+
+
+def preview_header_height(width: int) -> int:
+    """Height (px) of the header band :func:`annotate_preview` puts above an image ``width`` px wide."""
+    s = _font_scale(width)
+    return int(round(2 * 26 * s + 12))
+
+
+def annotate_preview(
+    image: np.ndarray,
+    title: str,
+    subtitle: str = "",
+    legend: Sequence[tuple[str, Sequence[int], str]] = (),
+) -> np.ndarray:
+    """A preview image with a header (title, camera/frame line) above it and a legend strip below it.
+
+    The image itself is not drawn on: it sits unchanged in rows ``preview_header_height(W) ...`` of the result.
+
+    Parameters
+    ----------
+    image
+        ``(H, W, 3)`` uint8 RGB.
+    title
+        First header line (what the image shows).
+    subtitle
+        Second header line, e.g. ``"camera cam1 · frame 30"``.
+    legend
+        ``(label, rgb, marker)`` entries; marker ``"patch"`` (filled square), ``"disc"``, ``"cross"`` or
+        ``"line"``. Wrapped over as many rows as the width needs; no strip without entries.
+
+    Returns
+    -------
+    np.ndarray
+        ``(header + H + legend, W, 3)`` uint8 RGB.
+    """
+    img = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"image must have shape (H, W, 3), got {img.shape}.")
+    h, w = img.shape[:2]
+    s = _font_scale(w)
+    line = int(round(26 * s))
+    header = np.empty((preview_header_height(w), w, 3), np.uint8)
+    header[:] = _BAND_RGB
+    thick = max(1, int(round(2 * s)))
+    cv2.putText(
+        header, _ascii(title), (8, 6 + line - 6), _FONT, 0.75 * s / 0.75, _TEXT_RGB, thick, cv2.LINE_AA
+    )
+    if subtitle:
+        cv2.putText(
+            header,
+            _ascii(subtitle),
+            (8, 6 + 2 * line - 4),
+            _FONT,
+            0.6 * s / 0.75,
+            _SUBTEXT_RGB,
+            1,
+            cv2.LINE_AA,
+        )
+    parts = [header, img]
+    if legend:
+        parts.append(_legend_strip(legend, w, s))
+    return np.ascontiguousarray(np.concatenate(parts, axis=0))
+
+
+def _ascii(text: str) -> str:
+    """OpenCV's Hershey fonts draw ASCII only."""
+    return text.replace("·", "-").replace("→", "->").encode("ascii", "replace").decode()
+
+
+def _legend_strip(legend: Sequence[tuple[str, Sequence[int], str]], width: int, s: float) -> np.ndarray:
+    scale = 0.55 * s / 0.75
+    row_h = int(round(24 * s)) + 6
+    box = max(8, int(round(14 * s)))
+    placed: list[tuple[int, int, str, tuple[int, int, int], str]] = []
+    x, row = 8, 0
+    for label, rgb, marker in legend:
+        text = _ascii(label)
+        tw = cv2.getTextSize(text, _FONT, scale, 1)[0][0]
+        need = box + 6 + tw + 18
+        if x + need > width and x > 8:
+            x, row = 8, row + 1
+        placed.append((x, row, text, tuple(int(c) for c in rgb), marker))
+        x += need
+    strip = np.empty(((row + 1) * row_h + 6, width, 3), np.uint8)
+    strip[:] = _BAND_RGB
+    for x, r, text, rgb, marker in placed:
+        cy = 4 + r * row_h + row_h // 2
+        x0, y0 = x, cy - box // 2
+        if marker == "patch":
+            cv2.rectangle(strip, (x0, y0), (x0 + box, y0 + box), rgb, -1)
+        elif marker == "disc":
+            cv2.circle(strip, (x0 + box // 2, cy), box // 2, rgb, -1, cv2.LINE_AA)
+            cv2.circle(strip, (x0 + box // 2, cy), box // 2, (20, 20, 20), 1, cv2.LINE_AA)
+        elif marker == "cross":
+            cv2.drawMarker(strip, (x0 + box // 2, cy), rgb, cv2.MARKER_CROSS, box, 2, cv2.LINE_AA)
+        elif marker == "line":
+            cv2.line(strip, (x0, cy), (x0 + box, cy), rgb, 2, cv2.LINE_AA)
+        else:
+            raise ValueError(f"legend marker must be patch, disc, cross or line, got {marker!r}")
+        cv2.putText(strip, text, (x0 + box + 6, cy + int(6 * s)), _FONT, scale, _TEXT_RGB, 1, cv2.LINE_AA)
+    return strip

@@ -16,7 +16,7 @@ pytest.importorskip("napari")
 from fixtures.viewer import hidden_viewer  # noqa: E402
 from napari_smil_mv.body import load_smil_model  # noqa: E402
 from napari_smil_mv.body.model_file import save_smil_model  # noqa: E402
-from napari_smil_mv.napari.results_mesh import RECORDED_MODEL, model_for_results  # noqa: E402
+from napari_smil_mv.napari.layers.results_mesh import RECORDED_MODEL, model_for_results  # noqa: E402
 from napari_smil_mv.results import read_results, write_results  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def fitted(tmp_path_factory):
     """A short fit of a tiny session with the demo model saved as a ``.pkl`` (recorded path + file SHA-256)."""
     from napari_smil_mv.demo.synthetic_session import write_synthetic_session
     from napari_smil_mv.fitting import FitConfig
-    from napari_smil_mv.napari.fit_job import prepare_fit, run_fit_job
+    from napari_smil_mv.napari.jobs.fit_job import prepare_fit, run_fit_job
     from napari_smil_mv.sessions import load_session
 
     root = tmp_path_factory.mktemp("recorded")
@@ -79,7 +79,7 @@ def test_results_record_the_file_and_its_hash(fitted):
 
 
 def test_reader_does_not_load_a_named_model(fitted, unpickled):
-    from napari_smil_mv.napari.results_reader import read_results_layers
+    from napari_smil_mv.napari.readers.results_reader import read_results_layers
 
     with pytest.warns(UserWarning, match="loaded only when you choose it"):
         layers = read_results_layers(fitted.path)
@@ -137,9 +137,9 @@ def viewer(qapp):
 
 @pytest.mark.gui
 def test_fit_widget_asks_before_loading(viewer, fitted, unpickled, monkeypatch):
-    from napari_smil_mv.napari import fit_widget
-    from napari_smil_mv.napari.fit_widget import FitWidget
     from napari_smil_mv.napari.scripting import meta
+    from napari_smil_mv.napari.widgets import fit_widget
+    from napari_smil_mv.napari.widgets.fit_widget import FitWidget
 
     widget = FitWidget(viewer)
     asked: list[str] = []

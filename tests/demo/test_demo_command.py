@@ -109,13 +109,16 @@ def test_animation_reproduces_the_meshes(demo_dir):
 
 def test_previews_show_the_insect(demo_dir):
     from napari_smil_mv.cameras import load_calibration
+    from napari_smil_mv.rendering import preview_header_height
 
     rig = load_calibration(demo_dir / "calibration.toml")
     meshes = np.load(demo_dir / "meshes.npz")
     mid = json.loads((demo_dir / "summary.json").read_text())["preview_frame"]
     for cam in rig:
         img = cv2.imread(str(demo_dir / f"preview_{cam.name}.png"))[:, :, ::-1]
-        assert img.shape == (DEMO_IMAGE_SIZE[1], DEMO_IMAGE_SIZE[0], 3)
+        top = preview_header_height(DEMO_IMAGE_SIZE[0])  # title band above, legend below the image
+        assert img.shape[1] == DEMO_IMAGE_SIZE[0] and img.shape[0] > top + DEMO_IMAGE_SIZE[1]
+        img = img[top : top + DEMO_IMAGE_SIZE[1]]
         # Reddish-brown body pixels (R clearly above B) exist and lie on the projected mesh.
         body = (img[:, :, 0].astype(int) - img[:, :, 2] > 60) & (img[:, :, 0] > 80)
         assert body.sum() > 500
@@ -154,7 +157,7 @@ def test_bad_arguments(tmp_path):
 
 def test_demo_body_sample_layers():
     from napari_smil_mv.body import load_smil_model
-    from napari_smil_mv.napari.sample_data import SAMPLE_FRAMES, make_demo_body_sample
+    from napari_smil_mv.napari.sample_data.demo_body import SAMPLE_FRAMES, make_demo_body_sample
 
     data = load_smil_model(None)
     layers = make_demo_body_sample()

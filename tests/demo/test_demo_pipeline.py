@@ -72,13 +72,16 @@ def test_evaluation_json_is_what_evaluate_prints(demo_dir, capsys):
 
 
 def test_fit_previews_show_the_mesh_on_the_insect(demo_dir):
+    from napari_smil_mv.rendering import preview_header_height
     from napari_smil_mv.sessions.ground_truth import read_ground_truth
 
     truth = read_ground_truth(demo_dir / "session" / "ground_truth.npz")
     mid = json.loads((demo_dir / "summary.json").read_text())["fit"]["preview_frame"]
     for c, cam in enumerate(truth.camera_names):
         img = cv2.imread(str(demo_dir / f"fit_preview_{cam}.png"))[:, :, ::-1].astype(int)
-        assert img.shape == (480, 640, 3)
+        top = preview_header_height(640)  # title band above, legend below the image
+        assert img.shape[1:] == (640, 3) and img.shape[0] > top + 480
+        img = img[top : top + 480]
         blue = (img[:, :, 2] - img[:, :, 0] > 60) & (img[:, :, 2] > 120)  # the translucent blue mesh
         assert blue.sum() > 300
         nodes = truth["keypoints_2d_clean"][c, mid]  # where the insect really is
@@ -142,4 +145,7 @@ def test_demo_runs_the_whole_pipeline_with_the_network(tmp_path, capsys):
         assert name in summary["files"] and (out / name).exists(), name
     assert (out / "network" / "run" / "best.pt").is_file()
     assert any(name.startswith("network_preview_") for name in summary["files"])
+    refined = sorted(n for n in summary["files"] if n.startswith("network_refined_preview_"))
+    assert len(refined) == 2 and all((out / n).is_file() for n in refined)  # one per camera
+    assert "refined" in summary["files"][refined[0]]
     assert "Network (" in (out / "README.txt").read_text()

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_smil_mv.napari.dataset_browser import (
+from napari_smil_mv.napari.readers.dataset_browser import (
     dataset_layer_data,
     get_dataset_reader,
     load_overview,
@@ -59,7 +59,7 @@ def test_overview_and_layers(synthetic_dataset):
 
 @pytest.mark.gui
 def test_browser_widget(synthetic_dataset, make_napari_viewer, qtbot):
-    from napari_smil_mv.napari.dataset_browser_widget import DatasetBrowser
+    from napari_smil_mv.napari.widgets.dataset_browser_widget import DatasetBrowser
 
     viewer = make_napari_viewer()
     browser = DatasetBrowser(viewer)
@@ -79,7 +79,7 @@ def test_browser_widget(synthetic_dataset, make_napari_viewer, qtbot):
 
 @pytest.mark.gui
 def test_preprocess_widget_runs_cancels_and_opens(fresh_dir, synthetic_session, make_napari_viewer, qtbot):
-    from napari_smil_mv.napari.preprocess_widget import PreprocessWidget
+    from napari_smil_mv.napari.widgets.preprocess_widget import PreprocessWidget
 
     viewer = make_napari_viewer()
     w = PreprocessWidget(viewer)
@@ -87,7 +87,7 @@ def test_preprocess_widget_runs_cancels_and_opens(fresh_dir, synthetic_session, 
     w.add_session(synthetic_session())
     out = fresh_dir("widget") / "w.smilmv-dataset.h5"
     w.output_edit.setText(str(out))
-    w.size_spin.setValue(32)
+    w.form.set_field("image_size", 32)
     worker = w.run()
     w.cancel()  # before the first sample: the run stops and keeps its partial file
     with qtbot.waitSignal(worker.finished, timeout=60000):

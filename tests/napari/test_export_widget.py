@@ -31,7 +31,7 @@ def test_export_widget_buttons(viewer, qtbot, fitted, tmp_path):
     pytest.importorskip("movement", reason="movement not installed (optional extra)")
     pytest.importorskip("ndx_pose", reason="ndx-pose not installed (optional extra)")
     from napari_smil_mv import api
-    from napari_smil_mv.napari.export_widget import ExportWidget, shown_results_path
+    from napari_smil_mv.napari.widgets.export_widget import ExportWidget, shown_results_path
 
     session, res = fitted
     api.load_session(viewer, session)
@@ -61,7 +61,7 @@ def test_export_widget_buttons(viewer, qtbot, fitted, tmp_path):
 
 @pytest.mark.gui
 def test_export_widget_says_what_is_missing(viewer, qtbot):
-    from napari_smil_mv.napari.export_widget import ExportWidget
+    from napari_smil_mv.napari.widgets.export_widget import ExportWidget
 
     widget = ExportWidget(viewer)
     assert widget.export("movement") is None

@@ -34,9 +34,9 @@ def test_quality_view_timeline_and_worst_frames(viewer, session, qtbot, tmp_path
     from qtpy.QtCore import QPointF, Qt
 
     from napari_smil_mv import api
-    from napari_smil_mv.napari.fit_job import prepare_fit, run_fit_job
-    from napari_smil_mv.napari.fit_quality_view import FitQualityView
+    from napari_smil_mv.napari.jobs.fit_job import prepare_fit, run_fit_job
     from napari_smil_mv.napari.scripting import frame_axis
+    from napari_smil_mv.napari.widgets.fit_quality_view import FitQualityView
 
     viewer.layers.clear()
     api.show_session(viewer, session)
@@ -88,7 +88,7 @@ def test_quality_view_timeline_and_worst_frames(viewer, session, qtbot, tmp_path
 @pytest.mark.gui
 def test_fit_widget_shows_the_verdict(viewer, session, qtbot):
     from napari_smil_mv import api
-    from napari_smil_mv.napari.fit_widget import FitWidget
+    from napari_smil_mv.napari.widgets.fit_widget import FitWidget
 
     viewer.layers.clear()
     api.show_session(viewer, session)

@@ -20,7 +20,7 @@ def test_infer_widget_on_the_shown_session_and_a_dataset(
     synthetic_dataset, synthetic_session, trained_checkpoint, viewer, qtbot, tmp_path
 ):
     from napari_smil_mv import api
-    from napari_smil_mv.napari.infer_widget import SOURCES, InferWidget
+    from napari_smil_mv.napari.widgets.infer_widget import SOURCES, InferWidget
     from napari_smil_mv.results import read_results
     from napari_smil_mv.sessions import load_session
 
@@ -45,7 +45,8 @@ def test_infer_widget_on_the_shown_session_and_a_dataset(
 
     widget.source_combo.setCurrentText(SOURCES[2])
     widget.path_edit.setText(str(synthetic_dataset()))
-    widget.refine_check.setChecked(True)
+    widget.form.set_field("refine", True)
+    widget.form.set_field("refine_iterations", 3)
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert widget.results[0].provenance.get("refined") is True

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_smil_mv.napari.layers import (
+from napari_smil_mv.napari.layers.session_layers import (
     CAMERA_ROLES,
     LAYERS_PER_CAMERA,
     apply_layout,
@@ -19,11 +19,16 @@ from napari_smil_mv.napari.layers import (
     mosaic_offsets,
     session_layer_data,
 )
-from napari_smil_mv.napari.readers import get_session_reader, get_slp_reader, read_session, read_slp
+from napari_smil_mv.napari.layers.styles import PREDICTED_SYMBOL, USER_SYMBOL
+from napari_smil_mv.napari.layers.video_array import VideoArray
+from napari_smil_mv.napari.layers.world_layers import (
+    WORLD_ROLES,
+    camera_frustum,
+    frustum_edges,
+    world_to_napari,
+)
+from napari_smil_mv.napari.readers.readers import get_session_reader, get_slp_reader, read_session, read_slp
 from napari_smil_mv.napari.registry import forget_session, get_session, register_session
-from napari_smil_mv.napari.styles import PREDICTED_SYMBOL, USER_SYMBOL
-from napari_smil_mv.napari.video_array import VideoArray
-from napari_smil_mv.napari.world_layers import WORLD_ROLES, camera_frustum, frustum_edges, world_to_napari
 from napari_smil_mv.sessions import VideoMissingWarning, load_session
 
 
@@ -294,7 +299,7 @@ def test_synthetic_session_sample():
     pytest.importorskip(
         "napari_smil_mv.demo.synthetic_session", reason="synthetic session writer not available"
     )
-    from napari_smil_mv.napari.sample_session import make_synthetic_session_sample
+    from napari_smil_mv.napari.sample_data.sample_session import make_synthetic_session_sample
 
     layers = make_synthetic_session_sample(n_cameras=2, n_frames=3)
     assert len(layers) == 2 * 4 + 4
@@ -305,7 +310,7 @@ def test_synthetic_session_sample():
 
 
 def test_prefetch_decodes_each_first_frame_once(anipose):
-    from napari_smil_mv.napari.video_array import prefetch_first_frames
+    from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
 
     data = session_layer_data(anipose, cameras=["back", "mid"], points3d=None)
     videos = [d for d, _, t in data if t == "image"]
@@ -316,7 +321,7 @@ def test_prefetch_decodes_each_first_frame_once(anipose):
 
 
 def test_first_shown_indices_and_sequential_reader(anipose):
-    from napari_smil_mv.napari.video_array import first_shown_indices
+    from napari_smil_mv.napari.layers.video_array import first_shown_indices
 
     assert first_shown_indices(120) == (0, 59) and first_shown_indices(1) == (0,)
     video = anipose.views["back"].video

@@ -18,13 +18,13 @@ pytest.importorskip("torch")
 
 from napari_smil_mv.cameras import Camera  # noqa: E402
 from napari_smil_mv.fitting import FitConfig  # noqa: E402
-from napari_smil_mv.napari.fit_job import frame_rows, prepare_fit, resolve_joint_map, run_fit_job  # noqa: E402
-from napari_smil_mv.napari.results_layers import (  # noqa: E402
+from napari_smil_mv.napari.jobs.fit_job import frame_rows, prepare_fit, resolve_joint_map, run_fit_job  # noqa: E402
+from napari_smil_mv.napari.layers.results_layers import (  # noqa: E402
     RESULT_CAMERA_ROLES,
     RESULT_WORLD_ROLES,
     results_layer_data,
 )
-from napari_smil_mv.napari.results_mesh import (  # noqa: E402
+from napari_smil_mv.napari.layers.results_mesh import (  # noqa: E402
     STACKED_MAX_VERTEX_FRAMES,
     choose_mesh_mode,
     mesh_vertices,
@@ -33,9 +33,9 @@ from napari_smil_mv.napari.results_mesh import (  # noqa: E402
     stack_frames,
     static_frame_transform,
 )
-from napari_smil_mv.napari.results_reader import get_results_reader  # noqa: E402
+from napari_smil_mv.napari.layers.styles import error_colors  # noqa: E402
+from napari_smil_mv.napari.readers.results_reader import get_results_reader  # noqa: E402
 from napari_smil_mv.napari.scripting import meta  # noqa: E402
-from napari_smil_mv.napari.styles import error_colors  # noqa: E402
 from napari_smil_mv.results import write_results  # noqa: E402
 
 
@@ -279,17 +279,18 @@ def _screenshot(viewer) -> np.ndarray:
 @pytest.mark.gui
 def test_fit_widget(viewer, tiny_session, qtbot, tmp_path):
     from napari_smil_mv import api
-    from napari_smil_mv.napari.fit_widget import FitWidget
+    from napari_smil_mv.napari.widgets.fit_widget import FitWidget
 
     viewer.layers.clear()
     api.show_session(viewer, tiny_session)
     widget = FitWidget(viewer)
-    widget.iterations_spin.setValue(25)
+    widget.form.set_field(f"stages.{len(widget.config().stages) - 1}.iterations", 25)
     worker = widget.run()
     assert worker is not None and widget.run() is None  # one fit at a time
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
     assert widget.outcome is not None and not widget.outcome.result.cancelled
     assert "fit" in widget.loss_label.text() or "done" in widget.loss_label.text()
+    assert sum(len(s) for s in widget.loss_plot.series.values()) >= 3  # the live loss curve got points
     roles = [meta(la)["role"] for la in viewer.layers]
     assert roles[:12] == ["video", "mesh_proj", "skeleton", "reprojection", "keypoints", "kp_pred"] * 2
     assert viewer.canvas.grid.enabled and viewer.canvas.grid.stride == 6
@@ -354,7 +355,7 @@ def test_session_widget_show_selection_keeps_results(viewer, outcome, tiny_sessi
     from qtpy.QtCore import Qt
 
     from napari_smil_mv import api
-    from napari_smil_mv.napari.session_widget import SessionWidget
+    from napari_smil_mv.napari.widgets.session_widget import SessionWidget
 
     viewer.layers.clear()
     api.show_session(viewer, tiny_session)

@@ -115,7 +115,7 @@ class _Layers(list):
 def test_session_widget(viewer, qtbot, anipose_path, shared, tmp_path):
     from qtpy.QtCore import Qt
 
-    from napari_smil_mv.napari.session_widget import SessionWidget
+    from napari_smil_mv.napari.widgets.session_widget import SessionWidget
 
     viewer.layers.clear()
     widget = SessionWidget(viewer)

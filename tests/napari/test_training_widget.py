@@ -15,7 +15,7 @@ def viewer(qapp):
 
 
 def test_sample_mosaic_places_keypoints_in_their_view():
-    from napari_smil_mv.napari.train_widget import sample_mosaic
+    from napari_smil_mv.napari.widgets.train_widget import sample_mosaic
 
     S = 8
     sample = {
@@ -32,20 +32,20 @@ def test_sample_mosaic_places_keypoints_in_their_view():
 
 @pytest.mark.gui
 def test_train_widget_start_stop_resume(fresh_dir, tiny_config, viewer, qtbot):
-    from napari_smil_mv.napari.train_widget import SAMPLE_LAYERS, TrainWidget
+    from napari_smil_mv.napari.widgets.train_widget import SAMPLE_LAYERS, TrainWidget
 
     out = fresh_dir("widget")
+    from napari_smil_mv.training import TrainConfig
+
     widget = TrainWidget(viewer)
+    assert widget.start() is None and "data.dataset" in widget.status.text()  # says what is missing
     cfg = tiny_config(out, epochs=2, n_samples=2)
-    widget.base_config = cfg
-    widget.dataset_edit.setText(cfg["data"]["dataset"])
-    widget.output_edit.setText(str(out))
-    widget.epochs_spin.setValue(2)
-    widget.batch_spin.setValue(2)
-    widget.val_spin.setValue(0.25)
-    widget.device_combo.setCurrentText("cpu")
-    widget.augment_check.setChecked(False)
+    widget.form.widget("data.dataset").line_edit.value = cfg["data"]["dataset"]
+    assert widget.form.widget("output_dir").line_edit.value.endswith("_training")  # proposed from the dataset
+    widget.form.set_value(TrainConfig.from_dict(cfg))
+    widget.form.set_field("device", "cpu")
     assert widget.config().data.batch_size == 2 and widget.config().network_spec().hidden_dim == 32
+    assert widget.config().to_dict() == TrainConfig.from_dict({**cfg, "device": "cpu"}).to_dict()
     worker = widget.start()
     assert worker is not None and widget.start() is None  # one run at a time
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
@@ -59,17 +59,21 @@ def test_train_widget_start_stop_resume(fresh_dir, tiny_config, viewer, qtbot):
     shot = viewer.screenshot(canvas_only=True)
     assert shot[..., :3].mean() > 5
     widget.grab()  # the plots paint without errors
+    assert widget.save_config(out / "cfg.json") is not None
+    from napari_smil_mv.training import load_config
 
-    widget.epochs_spin.setValue(3)
+    assert load_config(out / "cfg.json").to_dict() == widget.config().to_dict()
+
+    widget.form.set_field("epochs", 3)
     assert widget.start(resume=True) is not None
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert [h["epoch"] for h in widget.history] == [1, 2, 3]
 
-    widget.epochs_spin.setValue(50)
+    widget.form.set_field("epochs", 50)
     widget.start(resume=True)
     qtbot.waitUntil(lambda: widget.last_event is not None and widget.last_event.kind == "step", timeout=60000)
     widget.stop()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
     assert widget.last_event.kind == "stopped" and (out / "last.pt").is_file()
-    widget.output_edit.setText(str(out / "nothing_here"))
+    widget.form.set_field("output_dir", str(out / "nothing_here"))
     assert widget.start(resume=True) is None and "Cannot resume" in widget.status.text()

@@ -79,19 +79,17 @@ def viewer(qapp):
 @pytest.mark.gui
 def test_train_widget_asks_before_replacing(viewer, qtbot, monkeypatch, fresh_dir, tiny_config):
     pytest.importorskip("napari")
-    from napari_smil_mv.napari import train_widget
-    from napari_smil_mv.napari.train_widget import TrainWidget
+    from napari_smil_mv.napari.widgets import train_widget
+    from napari_smil_mv.napari.widgets.train_widget import TrainWidget
 
     out = _earlier_run(fresh_dir, "widget_keep")
     widget = TrainWidget(viewer)
     cfg = tiny_config(out, **QUICK)
-    widget.base_config = cfg
-    widget.dataset_edit.setText(cfg["data"]["dataset"])
-    widget.output_edit.setText(str(out))
-    widget.epochs_spin.setValue(1)
-    widget.batch_spin.setValue(2)
-    widget.device_combo.setCurrentText("cpu")
-    widget.augment_check.setChecked(False)
+    from napari_smil_mv.training import TrainConfig
+
+    cfg["epochs"], cfg["device"] = 1, "cpu"
+    cfg["data"] = {**cfg["data"], "batch_size": 2, "augment": False}
+    widget.form.set_value(TrainConfig.from_dict(cfg))
     asked: list[str] = []
     monkeypatch.setattr(train_widget, "ask_yes_no", lambda parent, title, text: asked.append(text) or False)
     assert widget.start() is None

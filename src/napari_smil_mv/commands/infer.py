@@ -17,7 +17,6 @@ from napari_smil_mv.commands._args import (
     add_exclude_cameras,
     camera_names,
     check_output,
-    parse_animal,
     parse_frames,
     printed_warnings,
     torch_device,
@@ -94,8 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from napari_smil_mv.fitting import FitConfig
-    from napari_smil_mv.inference import Predictor, infer_dataset_iter, infer_session_iter
+    from napari_smil_mv.inference import InferOptions, Predictor, iter_inference
     from napari_smil_mv.results import (
         evaluate,
         export_animation,
@@ -118,12 +116,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     torch_device(args.device)
-    fit_config = None
-    if args.refine and args.iterations is not None:
-        if args.iterations < 1:
-            raise CommandError("--iterations must be at least 1")
-        fit_config = FitConfig()
-        fit_config.stages[-1].iterations = args.iterations
+    if args.refine and args.iterations is not None and args.iterations < 1:
+        raise CommandError("--iterations must be at least 1")
     excluded = None if args.exclude_cameras is None else camera_names(args.exclude_cameras)
     if args.exclude_cameras is not None and args.dataset:
         raise CommandError(
@@ -136,31 +130,33 @@ def _run(args: argparse.Namespace) -> int:
 
         read_dataset_info(args.dataset)
     t0 = time.perf_counter()
-    pr = Predictor(args.checkpoint, args.model, args.device)
-    if args.dataset:
-        events = infer_dataset_iter(
-            pr, args.dataset, batch_size=args.batch_size, refine=args.refine, fit_config=fit_config
-        )
-    else:
+    source = args.dataset
+    start = stop = None
+    if not args.dataset:
         from napari_smil_mv.sessions import VideoMissingWarning, load_session
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", VideoMissingWarning)  # a camera without video is an error later
-            session = load_session(args.session, units=args.units)
-        rows = parse_frames(args.frames, session.frame_indices)
-        animal = parse_animal(args.animal)
-        events = infer_session_iter(
-            pr,
-            session,
-            batch_size=args.batch_size,
-            frames=rows,
-            animal=animal,
-            joint_map=args.joint_map,
-            units=args.units,
-            refine=args.refine,
-            fit_config=fit_config,
-            exclude_cameras=excluded,
-        )
+            source = load_session(args.session, units=args.units)
+        parse_frames(args.frames, source.frame_indices)  # names a bad --frames (CommandError)
+        if args.frames is not None:
+            a, b = (x.strip() for x in args.frames.split(":"))
+            start, stop = (int(a) if a else None), (int(b) if b else None)
+    options = InferOptions(
+        model=args.model,
+        device=args.device,
+        batch_size=args.batch_size,
+        refine=args.refine,
+        refine_iterations=args.iterations if args.refine else None,
+        frame_start=start,
+        frame_stop=stop,
+        animal=args.animal,
+        joint_map=args.joint_map,
+        units=args.units,
+        exclude_cameras=excluded,
+    )
+    pr = Predictor(args.checkpoint, args.model, args.device)
+    events = iter_inference(pr, source, options)  # the workflow the Infer widget runs too
     results = []
     for ev in events:
         if ev.stage in ("load", "refine", "done") or ev.done == ev.total:

@@ -225,13 +225,22 @@ def _one_frame(results: Any, row: int) -> Any:
     )
 
 
+#: Header titles of the previews, by file name prefix (:func:`write_previews`).
+PREVIEW_TITLES = {
+    "fit_preview": "Fit: body model fitted to the keypoints of all cameras",
+    "network_preview": "Network prediction (no fitting)",
+    "network_refined_preview": "Network prediction refined by the fitter",
+}
+
+
 def write_previews(
     outdir: Path, results: Any, model: Any, session: Any, prefix: str
 ) -> Iterator[tuple[str, str]]:
     """Write ``<prefix>_<camera>.png`` for every camera of ``results`` whose video is available.
 
     Each image is :func:`fit_overlay` of the camera's video frame at the middle row of ``results``: the posed
-    mesh, the data keypoints and the results' keypoints of the observed joints.
+    mesh, the data keypoints and the results' keypoints of the observed joints, with a header (title from
+    :data:`PREVIEW_TITLES`, camera and frame) and a legend (:func:`~napari_smil_mv.rendering.annotate_preview`).
 
     Parameters
     ----------
@@ -258,6 +267,15 @@ def write_previews(
         warnings.filterwarnings("ignore", message=".*not writable.*")  # read-only broadcast arrays
         verts = evaluate_meshes(_one_frame(results, mid), model).vertices[0]
     colors = keypoint_colors(list(results.joint_names))
+    from napari_smil_mv.rendering import annotate_preview
+
+    title = PREVIEW_TITLES.get(prefix, prefix.replace("_", " "))
+    frame_no = int(results.frame_indices[mid])
+    legend = [
+        ("fitted mesh" if prefix == "fit_preview" else "predicted mesh", MESH_RGB, "patch"),
+        ("data keypoints (colour per joint)", colors[len(colors) // 2], "disc"),
+        ("model keypoints", colors[len(colors) // 2], "cross"),
+    ]
     for c, cam in enumerate(results.cameras):
         video = session.views[cam.name].video
         if video is None or not video.exists:
@@ -266,7 +284,10 @@ def write_previews(
         obs = results.observed_2d[c, mid] if results.observed_2d is not None else None
         pred = np.where(results.mapped[:, None], results.projections_2d[c, mid], np.nan)  # observed joints
         name = f"{prefix}_{cam.name}.png"
-        _write_png(outdir / name, fit_overlay(frame, verts, model.faces, cam, obs, pred, colors))
+        image = fit_overlay(frame, verts, model.faces, cam, obs, pred, colors)
+        _write_png(
+            outdir / name, annotate_preview(image, title, f"camera {cam.name} - frame {frame_no}", legend)
+        )
         yield cam.name, name
 
 
@@ -338,7 +359,8 @@ def run_demo_with_fit(
                 if "<camera>" not in name:
                     files[name] = text
             for name in net.get("previews", []):
-                files[name] = DEMO_NETWORK_FILES["network_preview_<camera>.png"]
+                kind = "network_refined" if name.startswith("network_refined_") else "network"
+                files[name] = DEMO_NETWORK_FILES[f"{kind}_preview_<camera>.png"]
         if readme is not None:
             files["README.txt"] = readme
         summary["files"] = files

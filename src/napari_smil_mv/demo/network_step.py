@@ -10,6 +10,7 @@ when missing) and writes::
     network_refined.smilmv.h5             the prediction refined by the fitter
     network_evaluation.json               both against the ground truth (= napari-smil-mv evaluate --ground-truth)
     network_preview_<camera>.png          the predicted mesh over each camera's middle frame
+    network_refined_preview_<camera>.png  the same after refinement by the fitter (when refined)
 
 It is a generator of :class:`~napari_smil_mv.demo.DemoEvent` (the ``demo`` command and widgets share it); the
 summary dict is its return value. No Qt.
@@ -38,6 +39,7 @@ DEMO_NETWORK_FILES: dict[str, str] = {
     "network_evaluation.json": "prediction and refined prediction against the ground truth (3D joint error, "
     "reprojection error, PCK), as napari-smil-mv evaluate --ground-truth --json",
     "network_preview_<camera>.png": "the predicted mesh (blue) over the middle frame of each camera",
+    "network_refined_preview_<camera>.png": "the refined prediction (blue mesh) over the middle frame of each camera",
 }
 
 
@@ -180,5 +182,10 @@ def iter_network_demo(
     summary["previews"] = [
         name for _, name in write_previews(outdir, res, pr.model_data, session, "network_preview")
     ]
+    if refine:
+        summary["previews"] += [
+            name
+            for _, name in write_previews(outdir, refined, pr.model_data, session, "network_refined_preview")
+        ]
     yield DemoEvent("preview", f"previews {summary['previews']}", at(1.0))
     return summary

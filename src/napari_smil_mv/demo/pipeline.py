@@ -229,6 +229,16 @@ def part_colors(joint_names: list[str], faces: np.ndarray, weights: np.ndarray) 
     return table[owner]
 
 
+def _preview_labels(camera: str, frame: int, mesh_colors: np.ndarray, kp_colors: np.ndarray) -> tuple:
+    """Title, camera/frame line and legend of a ground-truth preview (:func:`rendering.annotate_preview`)."""
+    legend = [
+        ("mesh (colour per body part)", np.median(np.asarray(mesh_colors), axis=0), "patch"),
+        ("keypoints (colour per joint)", kp_colors[len(kp_colors) // 2], "disc"),
+        ("skeleton", (250, 250, 250), "line"),
+    ]
+    return "Synthetic demo: ground-truth body and keypoints", f"camera {camera} - frame {frame}", legend
+
+
 def keypoint_colors(joint_names: list[str]) -> np.ndarray:
     """RGB ``(J, 3)`` per joint: left legs cyan, right legs magenta, antennae green, body yellow."""
 
@@ -282,6 +292,7 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
     from napari_smil_mv.body.demo_motion import demo_motion
     from napari_smil_mv.cameras import save_calibration
     from napari_smil_mv.rendering import (
+        annotate_preview,
         draw_keypoints,
         point_visibility,
         render_depth,
@@ -392,7 +403,7 @@ def _run_demo(outdir: Path, n_frames: int, n_cameras: int, seed: int) -> Iterato
             image, points2d[c, mid], kp_colors, edges=edges, visible=visible[c, mid], radius=2.5
         )
         name = f"preview_{cam.name}.png"
-        _write_png(outdir / name, image)
+        _write_png(outdir / name, annotate_preview(image, *_preview_labels(cam.name, mid, colors, kp_colors)))
         previews.append(name)
         yield DemoEvent(
             "render", f"rendered frame {mid} in camera {cam.name} -> {name}", 0.7 + 0.25 * (c + 1) / n_cameras

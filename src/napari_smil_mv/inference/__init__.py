@@ -1,6 +1,7 @@
 """Inference with a trained network: on a preprocessed dataset or straight from a session (crops made on the fly),
 written as results files, optionally refined by the fitter. No Qt/napari imports."""
 
+from napari_smil_mv.inference.options import InferOptions, iter_inference
 from napari_smil_mv.inference.predict import (
     InferEvent,
     Predictor,
@@ -12,11 +13,13 @@ from napari_smil_mv.inference.session import infer_session_iter
 
 __all__ = [
     "InferEvent",
+    "InferOptions",
     "Predictor",
     "build_results",
     "infer",
     "infer_dataset_iter",
     "infer_session_iter",
+    "iter_inference",
     "refine_results",
 ]
 

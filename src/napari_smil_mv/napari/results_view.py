@@ -18,16 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_smil_mv.napari.layers import session_meta
-from napari_smil_mv.napari.registry import get_session, registered_sessions, session_id_of
-from napari_smil_mv.napari.results_layers import RESULT_CAMERA_ROLES, RESULT_ROLES, results_layer_data
-from napari_smil_mv.napari.results_mesh import (
+from napari_smil_mv.napari.layers.results_layers import (
+    RESULT_CAMERA_ROLES,
+    RESULT_ROLES,
+    results_layer_data,
+)
+from napari_smil_mv.napari.layers.results_mesh import (
     baked_shading,
     light_direction,
     mesh_vertices,
     model_for_results,
     project_mesh,
 )
+from napari_smil_mv.napari.layers.session_layers import session_meta
+from napari_smil_mv.napari.layers.world_layers import world_to_napari
+from napari_smil_mv.napari.registry import get_session, registered_sessions, session_id_of
 from napari_smil_mv.napari.scripting import (
     add_layer_data,
     frame_axis,
@@ -36,7 +41,6 @@ from napari_smil_mv.napari.scripting import (
     session_layers,
     set_layout,
 )
-from napari_smil_mv.napari.world_layers import world_to_napari
 from napari_smil_mv.results import Results, read_results
 from napari_smil_mv.sessions import Session
 
@@ -335,7 +339,7 @@ def show_results(
         ``"auto"``: the shown session the results were fitted on (by path, name and cameras); a Session or its
         registry id; None: show the results on their own (video, data keypoints and cameras from the file).
     cameras, mesh, mesh_mode, joints
-        See :func:`napari_smil_mv.napari.results_layers.results_layer_data`.
+        See :func:`napari_smil_mv.napari.layers.results_layers.results_layer_data`.
     layout
         ``"grid"``, ``"mosaic"``, ``"world"``, or None (the current layout, else ``"grid"``).
 
@@ -416,7 +420,7 @@ def fit_session(
     Results
         Save them with :func:`napari_smil_mv.results.write_results`.
     """
-    from napari_smil_mv.napari.fit_job import prepare_fit, run_fit_job
+    from napari_smil_mv.napari.jobs.fit_job import prepare_fit, run_fit_job
     from napari_smil_mv.napari.scripting import session_of
 
     session = session if session is not None else session_of(viewer)

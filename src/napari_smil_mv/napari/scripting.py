@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_smil_mv.napari.layers import LAYERS_PER_CAMERA, session_layer_data
+from napari_smil_mv.napari.dims_sliders import hide_unused_sliders, keep_sliders_hidden, restore_ranges
+from napari_smil_mv.napari.layers.session_layers import LAYERS_PER_CAMERA, session_layer_data
+from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
 from napari_smil_mv.napari.registry import get_session, register_session, session_id_of
-from napari_smil_mv.napari.video_array import prefetch_first_frames
 from napari_smil_mv.sessions import Session
 from napari_smil_mv.sessions import load_session as _load_session
 
@@ -144,7 +145,7 @@ def show_session(
     session
         A loaded session (registered here, so :func:`session_of` finds it).
     cameras, frames, layer_options
-        Passed to :func:`napari_smil_mv.napari.layers.session_layer_data` (``points3d``, ``score_threshold``,
+        Passed to :func:`napari_smil_mv.napari.layers.session_layers.session_layer_data` (``points3d``, ``score_threshold``,
         ``point_size``, ``frustum_depth``).
     layout
         ``"grid"``, ``"mosaic"``, ``"world"`` or None (leave the viewer's layout alone; world layers start hidden).
@@ -373,6 +374,7 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
             grid.shape = (-1, -1)
             grid.spacing = GRID_SPACING
         grid.enabled = layout == "grid" and bool(cam_layers)
+        _only_frame_slider(viewer)
         fit_view(viewer, [la for la in cam_layers if la.visible] or cam_layers)
     else:
         if current != "world":
@@ -383,6 +385,7 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
                 layer.visible = False
         _restore_visibility(world_layers, "_visible_in_world")
         grid.enabled = False
+        restore_ranges(viewer)  # the world axes get their range back (see dims_sliders)
         ndim = viewer.dims.ndim
         fa = frame_axis(viewer)
         viewer.dims.order = (fa, *[d for d in range(ndim) if d != fa])
@@ -393,6 +396,12 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
             camera.set_view_direction(tuple(direction[0]), tuple(direction[1]))
         fit_view(viewer, [la for la in world_layers if la.visible] or world_layers, margin=0.12)
     state["layout"] = layout
+
+
+def _only_frame_slider(viewer: napari.Viewer) -> None:
+    """2D layouts: no slider for the world ``z`` axis of the hidden world layers (napari.dims_sliders)."""
+    hide_unused_sliders(viewer)
+    keep_sliders_hidden(viewer, lambda: layout_of(viewer) in ("grid", "mosaic"))
 
 
 def layout_of(viewer: napari.Viewer) -> str | None:

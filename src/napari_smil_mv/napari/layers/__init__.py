@@ -1,0 +1,1 @@
+"""Pure layer-data builders (numpy in, napari layer tuples out; no viewer, no Qt) and the lazy arrays they use."""

@@ -1,0 +1,1 @@
+"""npe2 readers: sessions, plain .slp files, results files and datasets."""
