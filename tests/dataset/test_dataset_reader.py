@@ -62,7 +62,7 @@ def test_bad_files_are_named(fresh_dir, tmp_path):
         DatasetFile(tmp_path / "missing.h5")
     text = tmp_path / "text.h5"
     text.write_text("not hdf5")
-    with pytest.raises(ValueError, match="not a readable HDF5 file"):
+    with pytest.raises(ValueError, match="truncated or damaged"):
         DatasetFile(text)
     other = fresh_dir("reader") / "other.h5"
     with h5py.File(other, "w") as h5:

@@ -22,8 +22,8 @@ from napari_smil_mv.training.config import DataConfig, LossConfig, OptimConfig, 
 
 def _fit_changed() -> FitConfig:
     stages = [
-        StageConfig("a", 3, ("trans",), "adam", 0.5, {"reproj": 2.0}, 1e-4),
-        StageConfig("b", 7, ("betas", "body_pose"), "lm", 2.0, {"pose_prior": 1.0}, 0.5),
+        StageConfig("a", 3, ("trans",), "adam", 0.5, {"reproj": 2.0}, 1e-4, 11.0),
+        StageConfig("b", 7, ("betas", "body_pose"), "lm", 2.0, {"pose_prior": 1.0}, 0.5, 6.0),
         StageConfig("c", 9, ("trans", "global_orient"), "lbfgs", 0.25, {"smooth_acc": 0.0}, 0.01),
     ]
     weights = {k: v * 3 + 0.5 for k, v in FitConfig().weights.items()}
@@ -39,6 +39,15 @@ def _fit_changed() -> FitConfig:
         fit_betas_trans=False,
         per_frame_mesh_scale=True,
         smooth_max_gap=4,
+        smooth_loss="cauchy",
+        smooth_acc_scale=0.02,
+        smooth_acc_typical=12.0,
+        smooth_adaptive_gain=3.0,
+        smooth_adaptive_span_s=0.5,
+        smooth_adaptive_max=100.0,
+        smooth_detect_breaks=False,
+        smooth_max_speed=7.0,
+        smooth_jump_factor=4.0,
         camera_outlier_px=33.0,
         camera_outlier_ratio=2.5,
         exclude_inconsistent_cameras=False,

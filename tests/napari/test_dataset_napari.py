@@ -14,6 +14,18 @@ from napari_smil_mv.napari.readers.dataset_browser import (
 )
 
 
+@pytest.fixture
+def make_napari_viewer(qapp):
+    """Hidden viewers like every other GUI test here (napari's own fixture swaps the npe2 plugin manager, and a
+    plain viewer created after it in the same run meets our commands registered twice)."""
+    import contextlib
+
+    from fixtures.viewer import hidden_viewer
+
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(hidden_viewer())
+
+
 def test_reader_sniffs_and_returns_none_fast(fresh_dir, synthetic_dataset, synthetic_session):
     path = synthetic_dataset()
     assert get_dataset_reader(str(path)) is read_dataset and get_dataset_reader([path]) is read_dataset

@@ -94,7 +94,7 @@ def test_fit_widget_shows_the_verdict(viewer, session, qtbot):
     api.show_session(viewer, session)
     widget = FitWidget(viewer)
     qtbot.addWidget(widget)
-    widget.iterations_spin.setValue(10)
+    widget.form.set_field(f"stages.{len(widget.config().stages) - 1}.iterations", 10)
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert widget.outcome is not None

@@ -40,6 +40,7 @@ from napari_smil_mv.demo.synthetic_scene import (
     pose_demo_body,
 )
 from napari_smil_mv.sessions.ground_truth import GROUND_TRUTH_KEYS, GROUND_TRUTH_NPZ
+from napari_smil_mv.utils.mp4_writer import Mp4Writer
 
 __all__ = [
     "DATA_NODES",
@@ -116,30 +117,9 @@ def _check_args(outdir: Path, n_cameras, n_frames, seed, noise_px, image_size, o
 
 
 # ------------------------------------------------------------------------------------------ building blocks
-class _VideoWriter:
-    """h264 mp4 through imageio-ffmpeg (the ffmpeg that sleap-io reads with); frames are RGB (H, W, 3)."""
-
-    def __init__(self, path: Path, size: tuple[int, int], fps: float) -> None:
-        import imageio_ffmpeg
-
-        self.path = path
-        self._gen = imageio_ffmpeg.write_frames(
-            str(path),
-            size,
-            fps=fps,
-            codec="libx264",
-            quality=None,
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=["-crf", "18", "-preset", "veryfast", "-g", "30"],
-        )
-        self._gen.send(None)
-
-    def write(self, rgb: np.ndarray) -> None:
-        self._gen.send(np.ascontiguousarray(rgb))
-
-    def close(self) -> None:
-        self._gen.close()
+def _video_writer(path: Path, size: tuple[int, int], fps: float) -> Mp4Writer:
+    """The session's videos: h264, near-lossless (crf 18), a key frame every 30 frames for quick seeking."""
+    return Mp4Writer(path, size, fps, ("-crf", "18", "-preset", "veryfast", "-g", "30"))
 
 
 def _render_camera(folder: Path, cam, c, verts, faces, colors, nodes3d, margin, mask, seed, n_frames):
@@ -150,7 +130,7 @@ def _render_camera(folder: Path, cam, c, verts, faces, colors, nodes3d, margin, 
     visible = np.zeros(nodes3d.shape[:2], dtype=bool)
     folder = folder / cam.name
     folder.mkdir()
-    writer = _VideoWriter(folder / f"{cam.name}.mp4", cam.size, DEMO_FPS)
+    writer = _video_writer(folder / f"{cam.name}.mp4", cam.size, DEMO_FPS)
     try:
         step = max(1, n_frames // 10)
         for f in range(n_frames):

@@ -24,6 +24,7 @@ import numpy as np
 from napari_smil_mv.results.results import Results
 from napari_smil_mv.utils.atomic import atomic_path, check_can_write
 from napari_smil_mv.utils.cancel import CancelFlag, is_cancelled
+from napari_smil_mv.utils.mp4_writer import Mp4Writer
 
 MESH_RGB = (70, 160, 230)
 MESH_ALPHA = 0.55
@@ -203,29 +204,9 @@ def _frame(video: Any, index: int, size: tuple[int, int]) -> np.ndarray:
     return img
 
 
-class _Writer:
-    """h264 mp4 through imageio-ffmpeg, RGB frames ``(H, W, 3)``."""
-
-    def __init__(self, path: Path, size: tuple[int, int], fps: float) -> None:
-        import imageio_ffmpeg
-
-        self._gen = imageio_ffmpeg.write_frames(
-            str(path),
-            size,
-            fps=fps,
-            codec="libx264",
-            quality=None,
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=["-crf", "20", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
-        )
-        self._gen.send(None)
-
-    def write(self, rgb: np.ndarray) -> None:
-        self._gen.send(np.ascontiguousarray(rgb))
-
-    def close(self) -> None:
-        self._gen.close()
+def _overlay_writer(path: Path, size: tuple[int, int], fps: float) -> Mp4Writer:
+    """Overlay videos: h264 (crf 20), yuv420p so that every player opens them."""
+    return Mp4Writer(path, size, fps, ("-crf", "20", "-preset", "veryfast", "-pix_fmt", "yuv420p"))
 
 
 class _Cancelled(Exception):
@@ -325,7 +306,7 @@ def iter_overlay(
         cam = results.cameras[c]
         try:
             with atomic_path(targets[name], overwrite=overwrite) as tmp:
-                writer = _Writer(tmp, cam.size, rate)
+                writer = _overlay_writer(tmp, cam.size, rate)
                 try:
                     for k, r in enumerate(rows):
                         if is_cancelled(cancel):

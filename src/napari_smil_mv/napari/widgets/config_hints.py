@@ -8,12 +8,16 @@ from napari_smil_mv.napari.widgets.config_forms import FormHints
 
 def fit_hints() -> FormHints:
     """FitConfig: the robust loss, its scale, camera exclusion and the loss weights in front."""
-    from napari_smil_mv.fitting.config import OPTIMISERS, ROBUST_LOSSES, FitConfig
+    from napari_smil_mv.fitting.config import OPTIMISERS, ROBUST_LOSSES, SMOOTH_LOSSES, FitConfig
 
     basic = {"robust_loss", "reproj_sigma_px", "exclude_inconsistent_cameras", "weights"}
     advanced = {f for f in FitConfig.__dataclass_fields__ if f not in basic}
     n = len(FitConfig().stages)
-    choices = {"robust_loss": ROBUST_LOSSES, **{f"stages.{i}.optimiser": OPTIMISERS for i in range(n)}}
+    choices = {
+        "robust_loss": ROBUST_LOSSES,
+        "smooth_loss": SMOOTH_LOSSES,
+        **{f"stages.{i}.optimiser": OPTIMISERS for i in range(n)},
+    }
     return FormHints(advanced=advanced, choices=choices)
 
 
