@@ -80,6 +80,24 @@ class Animation:
         """Number of frames ``F``."""
         return int(self.poses.shape[0])
 
+    def take(self, rows: np.ndarray) -> Animation:
+        """The frames ``rows`` (indices into the ``F`` frames) as a new animation (same fps and source)."""
+        r = np.asarray(rows, dtype=np.int64)
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[r]
+
+        return Animation(
+            poses=self.poses[r],
+            betas=self.betas[r],
+            trans=pick(self.trans),
+            log_beta_scales=pick(self.log_beta_scales),
+            betas_trans=pick(self.betas_trans),
+            mesh_scale=pick(self.mesh_scale),
+            fps=self.fps,
+            source=self.source,
+        )
+
 
 @dataclass
 class MeshSequence:

@@ -21,6 +21,34 @@ import numpy as np
 import torch
 
 
+def subset_edges(parents: np.ndarray | None, joints: np.ndarray) -> list[tuple[int, int]]:
+    """Skeleton edges among a subset of joints: each kept joint linked to its nearest kept ancestor.
+
+    Parameters
+    ----------
+    parents
+        ``(J,)`` parent index of every joint (-1 for a root), or None (no skeleton: no edges).
+    joints
+        ``(K,)`` indices of the kept joints.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(parent, child)`` pairs as positions in ``joints``.
+    """
+    if parents is None:
+        return []
+    pos = {int(j): k for k, j in enumerate(joints)}
+    edges = []
+    for k, j in enumerate(joints):
+        p = int(parents[j])
+        while p >= 0 and p not in pos:
+            p = int(parents[p])
+        if p >= 0:
+            edges.append((pos[p], k))
+    return edges
+
+
 def tree_levels(parents: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Group joint indices by depth in the kinematic tree.
 

@@ -114,16 +114,10 @@ def _slp_skeleton(results: Results, joints: np.ndarray):
     """sleap-io Skeleton of the given model joints; each joint is linked to its nearest exported ancestor."""
     import sleap_io as sio
 
+    from napari_smil_mv.body.kinematics import subset_edges  # lazy: torch only when needed
+
     names = [results.joint_names[j] for j in joints]
-    edges = []
-    if results.parents is not None:
-        chosen = set(int(j) for j in joints)
-        for j in joints:
-            p = int(results.parents[j])
-            while p >= 0 and p not in chosen:
-                p = int(results.parents[p])
-            if p >= 0:
-                edges.append((results.joint_names[p], results.joint_names[j]))
+    edges = [(names[a], names[b]) for a, b in subset_edges(results.parents, joints)]
     return sio.Skeleton(names, edges=edges, name="smil-model-keypoints")
 
 

@@ -47,16 +47,9 @@ def _need_nwb():
 
 def _edges(results: Results, idx: np.ndarray) -> np.ndarray:
     """(E, 2) uint8 index pairs ``(parent, child)`` among the exported joints (nearest exported ancestor)."""
-    if results.parents is None:
-        return np.zeros((0, 2), np.uint8)
-    pos = {int(j): k for k, j in enumerate(idx)}
-    edges = []
-    for k, j in enumerate(idx):
-        p = int(results.parents[j])
-        while p >= 0 and p not in pos:
-            p = int(results.parents[p])
-        if p >= 0:
-            edges.append((pos[p], k))
+    from napari_smil_mv.body.kinematics import subset_edges  # lazy: torch only when needed
+
+    edges = subset_edges(results.parents, idx)
     dtype = np.uint8 if len(idx) < 256 else np.uint16
     return np.asarray(edges, dtype=dtype).reshape(-1, 2)
 

@@ -76,22 +76,12 @@ def _vertices(results: Results, model: Any, rows: np.ndarray, chunk: int = 32) -
     import torch
 
     from napari_smil_mv.body import SMILModel
-    from napari_smil_mv.body.animation import Animation, evaluate_animation
+    from napari_smil_mv.body.animation import evaluate_animation
 
     smil = SMILModel(model, dtype=torch.float32)
     anim = results.to_animation()
     for s in range(0, len(rows), chunk):
-        r = rows[s : s + chunk]
-        part = Animation(
-            poses=anim.poses[r],
-            betas=anim.betas[r],
-            trans=None if anim.trans is None else anim.trans[r],
-            log_beta_scales=None if anim.log_beta_scales is None else anim.log_beta_scales[r],
-            betas_trans=None if anim.betas_trans is None else anim.betas_trans[r],
-            mesh_scale=None if anim.mesh_scale is None else anim.mesh_scale[r],
-            fps=anim.fps,
-            source=anim.source,
-        )
+        part = anim.take(rows[s : s + chunk])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not writable.*")
             yield from evaluate_animation(smil, part).vertices
@@ -99,17 +89,9 @@ def _vertices(results: Results, model: Any, rows: np.ndarray, chunk: int = 32) -
 
 def _edges(results: Results, joints: np.ndarray) -> list[tuple[int, int]]:
     """Skeleton edges among the drawn joints (each to its nearest drawn ancestor), as positions in ``joints``."""
-    if results.parents is None:
-        return []
-    pos = {int(j): k for k, j in enumerate(joints)}
-    out = []
-    for k, j in enumerate(joints):
-        p = int(results.parents[j])
-        while p >= 0 and p not in pos:
-            p = int(results.parents[p])
-        if p >= 0:
-            out.append((pos[p], k))
-    return out
+    from napari_smil_mv.body.kinematics import subset_edges  # lazy: torch only when needed
+
+    return subset_edges(results.parents, joints)
 
 
 def paint_frame(

@@ -108,21 +108,11 @@ def mesh_vertices(
     import torch
 
     from napari_smil_mv.body import SMILModel
-    from napari_smil_mv.body.animation import Animation, evaluate_animation
+    from napari_smil_mv.body.animation import evaluate_animation
 
     anim = results.to_animation()
     if rows is not None:
-        r = np.asarray(rows, dtype=np.int64)
-        anim = Animation(
-            poses=anim.poses[r],
-            betas=anim.betas[r],
-            trans=None if anim.trans is None else anim.trans[r],
-            log_beta_scales=None if anim.log_beta_scales is None else anim.log_beta_scales[r],
-            betas_trans=None if anim.betas_trans is None else anim.betas_trans[r],
-            mesh_scale=None if anim.mesh_scale is None else anim.mesh_scale[r],
-            fps=anim.fps,
-            source=anim.source,
-        )
+        anim = anim.take(rows)
     smil = smil if smil is not None else SMILModel(model, dtype=torch.float32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not writable.*")  # read-only broadcast arrays

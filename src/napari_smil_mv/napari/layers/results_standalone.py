@@ -26,18 +26,9 @@ def standalone_meta(results: Results) -> dict:
 def observed_edges(parents: np.ndarray | None, mapped: np.ndarray) -> list[tuple[int, int]]:
     """Skeleton of the observed joints: each mapped joint to its nearest mapped ancestor (indices into the
     mapped joints)."""
-    idx = np.flatnonzero(mapped)
-    if parents is None:
-        return []
-    pos = {int(j): k for k, j in enumerate(idx)}
-    edges = []
-    for j in idx:
-        p = int(parents[j])
-        while p >= 0 and p not in pos:
-            p = int(parents[p])
-        if p >= 0:
-            edges.append((pos[p], pos[int(j)]))
-    return edges
+    from napari_smil_mv.body.kinematics import subset_edges  # lazy: torch only when needed
+
+    return subset_edges(parents, np.flatnonzero(mapped))
 
 
 def results_view_data(results: Results, c: int) -> ViewData:
