@@ -167,8 +167,7 @@ def iter_session_fit(
     Parameters
     ----------
     job
-        From :func:`prepare_session_fit` (or an object with its attributes ``model``, ``data``, ``joint_map``,
-        ``joint_map_source``, ``frames``; ``excluded_cameras`` is optional).
+        From :func:`prepare_session_fit`.
     config
         Fit settings (default ``FitConfig()``).
     device
@@ -192,7 +191,7 @@ def iter_session_fit(
         "joint_map": job.joint_map_source,
         "joint_map_pairs": [list(p) for p in job.joint_map.pairs],
         "frames": frames_text(job.frames),
-        "excluded_cameras": list(getattr(job, "excluded_cameras", ())),
+        "excluded_cameras": list(job.excluded_cameras),
     }
     prov.update(provenance or {})
     return result, result.to_results(job.data, job.model, producer=producer, provenance=prov)

@@ -17,6 +17,7 @@ from typing import Any
 
 from napari_smil_mv.fitting import FitConfig, FitEvent, FitResult
 from napari_smil_mv.fitting.session_fit import (
+    SessionFit,
     frame_rows,
     frames_text,
     iter_session_fit,
@@ -25,33 +26,9 @@ from napari_smil_mv.fitting.session_fit import (
 from napari_smil_mv.results import Results
 from napari_smil_mv.sessions import JointMap, Session, choose_joint_map
 
-
-@dataclass
-class FitJob:
-    """Everything a fit needs, resolved.
-
-    Attributes
-    ----------
-    session
-        The session.
-    model
-        The body model (SMILModelData).
-    data
-        The observations (FitData) in model-joint order.
-    joint_map
-        The joint map used.
-    joint_map_source
-        Its file, or ``"auto"`` for an automatic match by name.
-    frames
-        ``(start, stop)`` video frames asked for (stop exclusive; None = open end).
-    """
-
-    session: Session
-    model: Any
-    data: Any
-    joint_map: JointMap
-    joint_map_source: str
-    frames: tuple[int | None, int | None] = (None, None)
+#: Everything a fit needs, resolved (session, model, observations, joint map and its source, frames, excluded
+#: cameras): the core's :class:`~napari_smil_mv.fitting.session_fit.SessionFit`.
+FitJob = SessionFit
 
 
 @dataclass
@@ -109,8 +86,7 @@ def prepare_fit(
     animal
         Animal index or name.
     """
-    job = prepare_session_fit(session, model, joint_map, frames, animal)
-    return FitJob(job.session, job.model, job.data, job.joint_map, job.joint_map_source, job.frames)
+    return prepare_session_fit(session, model, joint_map, frames, animal)
 
 
 def _inputs(job: FitJob) -> list[Path]:
