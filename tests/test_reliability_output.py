@@ -23,22 +23,6 @@ from napari_smil_mv.utils.atomic import DiskFullError, write_bytes_atomic
 
 _Usage = namedtuple("_Usage", "total used free")
 
-_DATA: dict = {}
-
-
-@pytest.fixture(autouse=True)
-def _data(synthetic_session, synthetic_dataset):
-    """The session-scoped factories of tests/fixtures/dataset.py, for the argument builders below."""
-    _DATA.update(session=synthetic_session, dataset=synthetic_dataset)
-
-
-def _session() -> Path:
-    return _DATA["session"]()
-
-
-def _dataset(**options) -> Path:
-    return _DATA["dataset"](**options)
-
 
 def _one_line_error(capsys, *needles: str) -> str:
     err = capsys.readouterr().err.strip()
@@ -58,25 +42,31 @@ def _files(folder: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- full disk: preprocess
-def _preprocess_args(out: Path) -> list[str]:
-    return ["preprocess", str(_session()), "-o", str(out), "--size", "64", "--quiet"]
+@pytest.fixture
+def preprocess_args(synthetic_session):
+    """``preprocess_args(out) -> argv`` of a 64 px preprocess of the synthetic session into ``out``."""
+    return lambda out: ["preprocess", str(synthetic_session()), "-o", str(out), "--size", "64", "--quiet"]
 
 
-def test_preprocess_full_disk_before_a_chunk_is_resumable(tmp_path, monkeypatch, capsys):
+def test_preprocess_full_disk_before_a_chunk_is_resumable(
+    tmp_path, monkeypatch, capsys, preprocess_args, synthetic_dataset
+):
     out = tmp_path / "ds.h5"
     _free(monkeypatch, (8 << 20) + 1000)  # enough to start (8 MiB headroom), not for a chunk as well
-    assert main(_preprocess_args(out)) == 1
+    assert main(preprocess_args(out)) == 1
     _one_line_error(capsys, "not enough free space", "ds.h5.partial", "resumes")
     assert _files(tmp_path) == ["ds.h5.partial", "ds.h5.partial.journal"]  # nothing looks complete
     monkeypatch.undo()
-    assert main(_preprocess_args(out)) == 0
+    assert main(preprocess_args(out)) == 0
     assert "resuming ds.h5.partial" in capsys.readouterr().err and _files(tmp_path) == ["ds.h5"]
     from napari_smil_mv.dataset.schema import read_dataset_info
 
-    assert read_dataset_info(out).n_samples == read_dataset_info(_dataset(size=64)).n_samples
+    assert read_dataset_info(out).n_samples == read_dataset_info(synthetic_dataset(size=64)).n_samples
 
 
-def test_preprocess_write_error_mid_run_keeps_the_journalled_chunks(tmp_path, monkeypatch, capsys):
+def test_preprocess_write_error_mid_run_keeps_the_journalled_chunks(
+    tmp_path, monkeypatch, capsys, preprocess_args
+):
     """The disk fills while HDF5 writes a chunk (simulated: the write raises ENOSPC): one line, the journal
     still ends at the last complete chunk, and the next run resumes from there and finishes."""
     from napari_smil_mv.dataset import writer
@@ -99,7 +89,7 @@ def test_preprocess_write_error_mid_run_keeps_the_journalled_chunks(tmp_path, mo
         PreprocessOptions, "validate", lambda self: dataclasses.replace(real_validate(self), chunk_size=4)
     )
     out = tmp_path / "ds.h5"
-    args = _preprocess_args(out)
+    args = preprocess_args(out)
     assert main(args) == 1
     _one_line_error(capsys, "writing samples 4..7", "ds.h5.partial", "resumes")
     journal = (tmp_path / "ds.h5.partial.journal").read_text().splitlines()
@@ -133,16 +123,27 @@ def test_results_file_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch):
     assert _files(tmp_path) == []  # no temporary or half-written file
 
 
-def _fit_args(out: Path, *extra: str) -> list[str]:
-    return ["fit", str(_session()), "-o", str(out), "--iterations", "1", "--quiet", *extra]
+@pytest.fixture
+def fit_args(synthetic_session):
+    """``fit_args(out, *extra) -> argv`` of a one-iteration fit of the synthetic session into ``out``."""
+    return lambda out, *extra: [
+        "fit",
+        str(synthetic_session()),
+        "-o",
+        str(out),
+        "--iterations",
+        "1",
+        "--quiet",
+        *extra,
+    ]
 
 
-def test_fit_full_disk_refused_before_fitting(tmp_path, monkeypatch, capsys):
+def test_fit_full_disk_refused_before_fitting(tmp_path, monkeypatch, capsys, fit_args):
     import napari_smil_mv.fitting as fitting
 
     monkeypatch.setattr(fitting, "fit_iter", lambda *a, **k: pytest.fail("the fit ran"))
     _free(monkeypatch, 100_000)
-    assert main(_fit_args(tmp_path / "r.smilmv.h5")) == 1
+    assert main(fit_args(tmp_path / "r.smilmv.h5")) == 1
     _one_line_error(capsys, "not enough free space", "r.smilmv.h5")
     assert _files(tmp_path) == []
 
@@ -177,12 +178,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_real_full_disk_preprocess_and_fit(full_tmpfs):
+def test_real_full_disk_preprocess_and_fit(full_tmpfs, preprocess_args, fit_args):
     """On a really full file system (before: rc 139, a segfault inside HDF5) both commands end with one line."""
-    proc = _cli(*_preprocess_args(full_tmpfs / "ds.h5"))
+    proc = _cli(*preprocess_args(full_tmpfs / "ds.h5"))
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "not enough free space" in proc.stderr and "Traceback" not in proc.stderr
-    proc = _cli(*_fit_args(full_tmpfs / "r.smilmv.h5"))
+    proc = _cli(*fit_args(full_tmpfs / "r.smilmv.h5"))
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "not enough free space" in proc.stderr and "Traceback" not in proc.stderr
     assert not (full_tmpfs / "ds.h5").exists() and not (full_tmpfs / "r.smilmv.h5").exists()
@@ -190,7 +191,9 @@ def test_real_full_disk_preprocess_and_fit(full_tmpfs):
 
 
 # ------------------------------------------------------------------------------------------- other output errors
-def test_fit_read_only_output_folder_refused_before_fitting(tmp_path, monkeypatch, capsys):
+def test_fit_read_only_output_folder_refused_before_fitting(
+    tmp_path, monkeypatch, capsys, preprocess_args, fit_args
+):
     import napari_smil_mv.fitting as fitting
 
     monkeypatch.setattr(fitting, "fit_iter", lambda *a, **k: pytest.fail("the fit ran"))
@@ -205,26 +208,26 @@ def test_fit_read_only_output_folder_refused_before_fitting(tmp_path, monkeypatc
     else:
         ro.chmod(0o555)
     try:
-        assert main(_fit_args(ro / "r.smilmv.h5")) == 2
+        assert main(fit_args(ro / "r.smilmv.h5")) == 2
         _one_line_error(capsys, f"cannot write into {ro}", "choose an output folder")
-        assert main(_preprocess_args(ro / "ds.h5")) == 2
+        assert main(preprocess_args(ro / "ds.h5")) == 2
         _one_line_error(capsys, f"cannot write into {ro}", "choose an output folder")
     finally:
         ro.chmod(0o755)
 
 
-def test_output_that_is_a_folder(tmp_path, capsys):
+def test_output_that_is_a_folder(tmp_path, capsys, preprocess_args, fit_args):
     folder = tmp_path / "results"
     folder.mkdir()
     (folder / "keep.txt").write_text("mine")
-    assert main(_fit_args(folder, "--overwrite")) == 2
+    assert main(fit_args(folder, "--overwrite")) == 2
     _one_line_error(capsys, f"{folder} is a folder")
-    assert main([*_preprocess_args(folder), "--overwrite"]) == 2
+    assert main([*preprocess_args(folder), "--overwrite"]) == 2
     _one_line_error(capsys, f"{folder} is a folder")
     assert _files(folder) == ["keep.txt"]
 
 
-def test_wrongly_typed_fit_config(tmp_path, capsys):
+def test_wrongly_typed_fit_config(tmp_path, capsys, fit_args):
     for value, key, expected in (
         ({"report_every": "5"}, "FitConfig.report_every", "an integer"),
         ({"stages": [{"iterations": 2.5}]}, "FitConfig.stages[0].iterations", "an integer"),
@@ -234,19 +237,18 @@ def test_wrongly_typed_fit_config(tmp_path, capsys):
     ):
         cfg = tmp_path / "cfg.json"
         cfg.write_text(json.dumps(value))
-        assert main(_fit_args(tmp_path / "r.smilmv.h5", "--config", str(cfg))) == 2
+        assert main(fit_args(tmp_path / "r.smilmv.h5", "--config", str(cfg))) == 2
         _one_line_error(capsys, str(cfg), key, expected)
 
 
-def _truncated_dataset(tmp_path: Path) -> Path:
-    src = _dataset()
+def _truncated_dataset(src: Path, tmp_path: Path) -> Path:
     out = tmp_path / "cut.smilmv-dataset.h5"
     out.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     return out
 
 
-def test_truncated_dataset_to_train_and_infer(tmp_path, capsys):
-    cut = _truncated_dataset(tmp_path)
+def test_truncated_dataset_to_train_and_infer(tmp_path, capsys, synthetic_dataset):
+    cut = _truncated_dataset(synthetic_dataset(), tmp_path)
     assert main(["train", "--dataset", str(cut), "--output-dir", str(tmp_path / "run")]) == 2
     _one_line_error(capsys, str(cut), "truncated or damaged")
     ckpt = tmp_path / "last.pt"
@@ -256,7 +258,7 @@ def test_truncated_dataset_to_train_and_infer(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_existing_export_file_refused_before_predicting(tmp_path, capsys):
+def test_existing_export_file_refused_before_predicting(tmp_path, capsys, synthetic_dataset):
     ckpt = tmp_path / "last.pt"
     ckpt.write_bytes(b"never loaded")
     args = [
@@ -264,7 +266,7 @@ def test_existing_export_file_refused_before_predicting(tmp_path, capsys):
         "--checkpoint",
         str(ckpt),
         "--dataset",
-        str(_dataset()),
+        str(synthetic_dataset()),
         "-o",
         str(tmp_path / "r"),
     ]
