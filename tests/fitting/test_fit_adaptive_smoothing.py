@@ -35,11 +35,24 @@ def test_jitter_to_motion_ratio():
     broken = pairs.copy()
     broken[::5] = False  # no run of 17 neighbours: nothing to measure
     assert np.isnan(jitter_to_motion(_track(), broken, 8))
-    plan = plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig(smooth_adaptive_gain=3.0))
+    # white noise of RMS sigma (per point, 3D) gives a jitter variance of about 6 sigma^2
+    sigma = 1e-2 * np.sqrt(3.0)
+    plan = plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig(), sigma)
+    assert 4.0 < plan.jitter_to_noise < 9.0
     assert plan.acc_weight_gain == pytest.approx(min(max(1.0, 3.0 * plan.jitter_to_motion), 1e4))
+    assert plan.acc_weight_gain > 10.0  # the default is adaptive
+    assert plan.to_dict()["jitter_to_noise"] == pytest.approx(plan.jitter_to_noise)
+    off = plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig(smooth_adaptive_gain=0.0), sigma)
+    assert off.acc_weight_gain == 1.0
+    # jitter far above what the keypoint noise explains (motion between non-adjacent frames): gain stays 1
+    loud = plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig(), sigma / 10.0)
+    assert loud.jitter_to_noise > 100.0 and loud.acc_weight_gain == 1.0
+    # no noise estimate (no DLT residual): the jitter cannot be checked, gain stays 1
     assert plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig()).acc_weight_gain == 1.0
     with pytest.raises(ValueError, match="smooth_adaptive_gain"):
         FitConfig(smooth_adaptive_gain=-1.0)
+    with pytest.raises(ValueError, match="smooth_adaptive_max_jitter"):
+        FitConfig(smooth_adaptive_max_jitter=0.0)
 
 
 def test_adaptive_smoothing_on_synthetic_clips():
@@ -48,7 +61,7 @@ def test_adaptive_smoothing_on_synthetic_clips():
     from fixtures.fitting import synthetic_clip
 
     clip = synthetic_clip(n_frames=20)
-    on = FitConfig(smooth_adaptive_gain=3.0)
+    on = FitConfig()  # adaptive by default
     r = fit(clip.model, clip.data, on)
     assert np.linalg.norm(r.joints_3d - clip.joints, axis=-1).mean() < 0.01 * clip.body_length
     assert float(r.reprojection_median()) < 0.5
@@ -56,7 +69,7 @@ def test_adaptive_smoothing_on_synthetic_clips():
         0.0, 1.0, clip.data.keypoints_2d.shape
     )
     errors = {}
-    for name, config in (("off", FitConfig()), ("on", on)):
+    for name, config in (("off", FitConfig(smooth_adaptive_gain=0.0)), ("on", on)):
         result = fit(clip.model, clip.data, config)
         errors[name] = np.linalg.norm(result.joints_3d - clip.joints, axis=-1).mean()
     assert result.init["smoothing"]["acc_weight_gain"] > 10.0
@@ -67,8 +80,9 @@ def test_adaptive_smoothing_on_synthetic_clips():
     not (SESSION.is_dir() and MODEL.is_file()), reason="../shared minimal_session/model absent"
 )
 def test_adaptive_smoothing_leave_one_out_on_the_real_minimal_session(tmp_path):
-    """minimal_session without points3d.h5: with smooth_adaptive_gain=3 the fit/DLT of the left-out camera is
-    measured back 0.990, mid 0.717, top 0.779 (default, gain 0: 0.980, 0.810, 0.843); jitter/motion ~2000-3300."""
+    """minimal_session without points3d.h5: with the default (smooth_adaptive_gain=3) the fit/DLT of the left-out
+    camera is measured back 0.990, mid 0.717, top 0.779 (gain 0: 0.980, 0.810, 0.843); jitter/motion ~2000-3300,
+    jitter/noise 1.3-19 (the gain applies)."""
     from napari_smil_mv.body import load_smil_model
     from napari_smil_mv.fitting import fit_data_from_session
     from napari_smil_mv.fitting.validate import leave_one_camera_out
@@ -84,22 +98,28 @@ def test_adaptive_smoothing_leave_one_out_on_the_real_minimal_session(tmp_path):
         warnings.simplefilter("ignore")
         session = load_session(session_dir)
     data = fit_data_from_session(session, JointMap.read(JOINT_MAP), model.joint_names)
-    rows = {r.camera: r for r in leave_one_camera_out(model, data, FitConfig(smooth_adaptive_gain=3.0))}
+    rows = {r.camera: r for r in leave_one_camera_out(model, data, FitConfig())}
     assert set(rows) == {"back", "mid", "top"}
     assert rows["mid"].ratio <= 0.75 and rows["top"].ratio <= 0.8
     assert rows["back"].ratio <= 1.0
 
 
-def test_adaptive_smoothing_on_sparse_renumbered_frames():
-    """Limitation: sparse labelled frames renumbered 0..N (not found as breaks here) look like jitter to the
-    jitter/motion ratio (measured 12.8, gain 38.5): the fit is pulled a little (measured 0.48 -> 0.64 px, median 3D
-    error 0.15 -> 0.26 % of the body length) but the robust prior keeps it from being wrecked."""
+def test_adaptive_smoothing_is_not_applied_to_sparse_renumbered_frames():
+    """Sparse labelled frames renumbered 0..N (not found as breaks here) look like jitter to the jitter/motion
+    ratio (measured 12.8: gain 38.5 without the check, which pulled the fit 0.48 -> 0.64 px and the median 3D
+    error 0.15 -> 0.26 % of the body length). Their "jitter" is ~2900 x the squared keypoint noise (white noise:
+    ~6), so the default leaves the weight alone and the fit equals the one without the adaptive gain."""
     from fixtures.fitting import sparse_renumbered_clip
 
     clip, _ = sparse_renumbered_clip()
-    off = fit(clip.model, clip.data, FitConfig())
-    on = fit(clip.model, clip.data, FitConfig(smooth_adaptive_gain=3.0))
-    assert on.init["smoothing"]["acc_weight_gain"] > 1.0
-    assert float(on.reprojection_median()) < 1.5 * float(off.reprojection_median())
-    err = np.median(np.linalg.norm(on.joints_3d - clip.joints, axis=-1)) / clip.body_length
-    assert err < 0.005
+    default = fit(clip.model, clip.data, FitConfig())
+    plain = fit(clip.model, clip.data, FitConfig(smooth_adaptive_gain=0.0))
+    smoothing = default.init["smoothing"]
+    assert smoothing["jitter_to_noise"] > 1000.0 and smoothing["jitter_to_motion"] > 5.0
+    assert smoothing["acc_weight_gain"] == 1.0
+    assert np.allclose(default.joints_3d, plain.joints_3d)
+    forced = fit(clip.model, clip.data, FitConfig(smooth_adaptive_max_jitter=1e6))  # the check switched off
+    assert forced.init["smoothing"]["acc_weight_gain"] > 10.0
+    assert float(forced.reprojection_median()) > float(default.reprojection_median())
+    err = np.median(np.linalg.norm(forced.joints_3d - clip.joints, axis=-1)) / clip.body_length
+    assert err < 0.005  # the robust prior keeps even the forced gain from wrecking the fit

@@ -205,7 +205,12 @@ class FitConfig:
         ``clip(smooth_adaptive_gain × n/m, 1, smooth_adaptive_max)``, with ``n/m`` the variance ratio of the
         frame-to-frame jitter of the initial 3D keypoints to their real acceleration, measured over spans of
         ``smooth_adaptive_span_s`` seconds (:func:`napari_smil_mv.fitting.smoothing.jitter_to_motion`; 0 on
-        noise-free tracks). 0 (default) keeps the weight as given.
+        noise-free tracks). 3 (default) is the choice measured on real and synthetic clips (docs/fitting.md);
+        0 keeps the weight as given.
+    smooth_adaptive_max_jitter
+        The gain applies only when the jitter variance ``n`` is at most this many times the squared 3D keypoint
+        noise (from the DLT residual; white noise gives about 6): larger "jitter" is motion between frames that
+        are far apart in time (sparse labelled frames renumbered 0..N), which must not be smoothed harder.
     smooth_detect_breaks
         Also treat pairs of frames whose initial 3D keypoints jump as non-adjacent (frames renumbered 0..N after
         sparse labelling, cuts): see ``smooth_max_speed`` and ``smooth_jump_factor``.
@@ -244,9 +249,10 @@ class FitConfig:
     smooth_loss: str = "gmof"
     smooth_acc_scale: float | None = None
     smooth_acc_typical: float = 20.0
-    smooth_adaptive_gain: float = 0.0
+    smooth_adaptive_gain: float = 3.0
     smooth_adaptive_span_s: float = 0.25
     smooth_adaptive_max: float = 1e4
+    smooth_adaptive_max_jitter: float = 100.0
     smooth_detect_breaks: bool = True
     smooth_max_speed: float = 10.0
     smooth_jump_factor: float = 10.0
@@ -282,10 +288,11 @@ class FitConfig:
             self.smooth_adaptive_gain >= 0
             and self.smooth_adaptive_span_s > 0
             and self.smooth_adaptive_max >= 1
+            and self.smooth_adaptive_max_jitter > 0
         ):
             raise ValueError(
                 "FitConfig.smooth_adaptive_gain must be >= 0, smooth_adaptive_span_s > 0 and "
-                "smooth_adaptive_max >= 1"
+                "smooth_adaptive_max >= 1, smooth_adaptive_max_jitter > 0"
             )
         if self.smooth_acc_scale is not None and not self.smooth_acc_scale > 0:
             raise ValueError(f"FitConfig.smooth_acc_scale must be > 0 or None, got {self.smooth_acc_scale}")

@@ -43,6 +43,8 @@ class SmoothingPlan:
     acc_weight_gain : factor applied to the ``smooth_acc`` weight (1 unless ``smooth_adaptive_gain`` > 0, see
         :func:`jitter_to_motion`)
     jitter_to_motion : the measured ratio (NaN when not measured)
+    jitter_to_noise : the jitter variance over the squared keypoint noise σ₃D² (about 6 for white noise; NaN when
+        not measured); above ``smooth_adaptive_max_jitter`` the gain stays 1
     """
 
     pair_mask: np.ndarray
@@ -52,6 +54,7 @@ class SmoothingPlan:
     noise_bl: float
     acc_weight_gain: float = 1.0
     jitter_to_motion: float = float("nan")
+    jitter_to_noise: float = float("nan")
 
     def to_dict(self) -> dict:
         return {
@@ -62,6 +65,7 @@ class SmoothingPlan:
             "noise_bl": self.noise_bl if math.isfinite(self.noise_bl) else None,
             "acc_weight_gain": self.acc_weight_gain,
             "jitter_to_motion": self.jitter_to_motion if math.isfinite(self.jitter_to_motion) else None,
+            "jitter_to_noise": self.jitter_to_noise if math.isfinite(self.jitter_to_noise) else None,
         }
 
 
@@ -101,14 +105,14 @@ def keypoint_noise(points_3d: np.ndarray, keypoints_2d: np.ndarray, weights: np.
     return float(np.median(np.concatenate(ratios)))
 
 
-def jitter_to_motion(points_3d: np.ndarray, pair_mask: np.ndarray, span: int) -> float:
-    """Variance ratio of frame-to-frame jitter to real motion in 3D keypoint tracks (dimensionless, NaN if unknown).
+def jitter_and_motion(points_3d: np.ndarray, pair_mask: np.ndarray, span: int) -> tuple[float, float]:
+    """Frame-to-frame jitter ``n`` and real acceleration ``m`` of 3D keypoint tracks (NaN, NaN if unknown).
 
     With ``X = smooth motion + white noise``, the second difference over ``k`` frames
     ``D_k = X(t+k) − 2X(t) + X(t−k)`` has ``E|D_k|² ≈ n + k⁴ m`` (``n`` the noise part, ``m`` the squared
-    acceleration per frame²). From the medians of ``|D_1|²`` and ``|D_k|²`` (``k = span``, triples inside runs of
-    smoothed pairs only): ``n = (k⁴ d_1 − d_k) / (k⁴ − 1)`` and ``m = (d_k − n) / k⁴``; returns ``n / m`` (clipped to
-    ``[0, 1e6]``): 0 on noise-free smooth tracks, large when the tracks jitter much more than the animal moves.
+    acceleration per frame²). From the medians ``d_1`` of ``|D_1|²`` and ``d_k`` of ``|D_k|²`` (``k = span``,
+    triples inside runs of smoothed pairs only): ``n = (k⁴ d_1 − d_k) / (k⁴ − 1)`` and ``m = (d_k − n) / k⁴``.
+    White noise of per-point RMS ``σ`` gives ``n ≈ 6 σ²``.
 
     Parameters
     ----------
@@ -118,11 +122,16 @@ def jitter_to_motion(points_3d: np.ndarray, pair_mask: np.ndarray, span: int) ->
         (T-1,) bool, frames t and t+1 are neighbours.
     span
         ``k`` >= 2, frames.
+
+    Returns
+    -------
+    tuple
+        ``(n, m)``: squared length per frame triple and squared length per frame⁴ (units of ``points_3d``).
     """
     X = np.asarray(points_3d, dtype=np.float64)
     T = X.shape[0]
     if T < 2 * span + 1 or span < 2:
-        return float("nan")
+        return float("nan"), float("nan")
     run = np.concatenate([[0], np.cumsum(~np.asarray(pair_mask, dtype=bool))])  # run id of every frame
 
     def d2(k: int) -> float:
@@ -136,10 +145,20 @@ def jitter_to_motion(points_3d: np.ndarray, pair_mask: np.ndarray, span: int) ->
 
     d1, dk = d2(1), d2(span)
     if not (math.isfinite(d1) and math.isfinite(dk)):
-        return float("nan")
+        return float("nan"), float("nan")
     k4 = float(span) ** 4
     noise = max((k4 * d1 - dk) / (k4 - 1.0), 0.0)
     motion = max((dk - noise) / k4, 0.0)
+    return noise, motion
+
+
+def jitter_to_motion(points_3d: np.ndarray, pair_mask: np.ndarray, span: int) -> float:
+    """Variance ratio ``n / m`` of frame-to-frame jitter to real motion (:func:`jitter_and_motion`), clipped to
+    ``[0, 1e6]``: 0 on noise-free smooth tracks, large when the tracks jitter much more than the animal moves;
+    NaN when it cannot be measured (fewer than ``2 span + 1`` frames in one run of neighbours)."""
+    noise, motion = jitter_and_motion(points_3d, pair_mask, span)
+    if not (math.isfinite(noise) and math.isfinite(motion)):
+        return float("nan")
     if noise == 0.0:
         return 0.0
     return float(min(noise / motion, 1e6)) if motion > 0 else 1e6
@@ -203,11 +222,22 @@ def plan_smoothing(
         scale = max(candidates)
         if not scale > 0:
             scale = config.smooth_acc_typical / DEFAULT_FPS**2
-    gain, ratio = 1.0, float("nan")
+    gain, ratio, jitter_noise = 1.0, float("nan"), float("nan")
     if config.smooth_adaptive_gain > 0 and points_3d is not None:
         span = max(2, int(round(rate * config.smooth_adaptive_span_s)))
-        ratio = jitter_to_motion(points_3d, pairs, span)
-        if math.isfinite(ratio):
+        n, m = jitter_and_motion(points_3d, pairs, span)
+        if math.isfinite(n) and math.isfinite(noise) and noise > 0:
+            jitter_noise = n / noise**2
+        if math.isfinite(n) and math.isfinite(m):
+            ratio = 0.0 if n == 0.0 else (float(min(n / m, 1e6)) if m > 0 else 1e6)
+        # Only jitter that keypoint noise explains is smoothed harder: frames that are far apart in time but
+        # numbered as neighbours (renumbered sparse labels with undetected jumps) "jitter" by the animal's
+        # motion, thousands of times the noise variance (white noise: about 6).
+        if (
+            math.isfinite(ratio)
+            and math.isfinite(jitter_noise)
+            and jitter_noise <= config.smooth_adaptive_max_jitter
+        ):
             gain = min(max(1.0, config.smooth_adaptive_gain * ratio), config.smooth_adaptive_max)
     return SmoothingPlan(
         pair_mask=pairs.astype(np.float64),
@@ -217,4 +247,5 @@ def plan_smoothing(
         noise_bl=noise_bl,
         acc_weight_gain=gain,
         jitter_to_motion=ratio,
+        jitter_to_noise=jitter_noise,
     )
