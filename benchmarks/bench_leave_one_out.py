@@ -11,6 +11,12 @@ the model ``../shared/models/SMILy_Mouse_static_joints.pkl`` and ``examples/mini
 good camera: fit/DLT median of the left-out camera (:func:`napari_smil_mv.fitting.validate.leave_one_camera_out`),
 the median reprojection error of the fit with every camera, and with ``--per-joint`` the per-joint medians
 (fit/DLT) of the left-out camera, all in the same run.
+
+``--frontier`` prints, for each left-out camera, what any 3D estimate would have to give up to reach the target:
+a weighted DLT of the same keypoints from every good camera with the left-out camera's weights multiplied by
+``λ`` (0 = the DLT from the others, large = the left-out camera's own labels), and the median errors this gives
+in the left-out camera and in each remaining camera. An estimate that reaches fit/DLT <= 0.8 without seeing the
+left-out camera must sit as far from the remaining cameras' labels as the row that reaches 0.8 here.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ def main() -> None:
         "(default: the default config and smooth_adaptive_gain=3); an empty string is the default config",
     )
     p.add_argument("--per-joint", action="store_true", help="print per-joint medians of each left-out camera")
+    p.add_argument(
+        "--frontier", action="store_true", help="print the DLT trade-off of each left-out camera (no fits)"
+    )
     args = p.parse_args()
     settings = args.set if args.set is not None else ["", "smooth_adaptive_gain=3"]
 
@@ -72,6 +81,9 @@ def main() -> None:
             warnings.simplefilter("ignore")
             session = load_session(session_dir)
         data = fit_data_from_session(session, JointMap.read(JOINT_MAP), model.joint_names)
+    if args.frontier:
+        _frontier(data, ("back", "mid", "top"))
+        return
     for setting in settings:
         config = _config(setting)
         t0 = time.perf_counter()
@@ -79,7 +91,9 @@ def main() -> None:
         used = np.array([c.used for c in full.cameras])
         full_px = float(np.nanmedian(full.reprojection_error[used]))
         rows = leave_one_camera_out(model, data, config, full=full)
-        ratios = "  ".join(f"{r.camera} {r.ratio:.3f} ({r.fit_px:.2f}/{r.dlt_px:.2f} px)" for r in rows)
+        ratios = "  ".join(
+            f"{r.camera} {r.ratio:.3f} ({r.fit_px:.2f}/{r.dlt_px:.2f} px, seen {r.seen_px:.2f})" for r in rows
+        )
         print(
             f"{setting or 'default':<40} {ratios}  full fit {full_px:.2f} px  "
             f"({time.perf_counter() - t0:.0f} s)",
@@ -98,6 +112,36 @@ def main() -> None:
                     if np.isfinite(fe[:, j]).any()
                 ]
                 print(f"    {r.camera}: " + ", ".join(parts))
+
+
+def _frontier(data, good_names: tuple[str, ...]) -> None:
+    """Median errors of weighted DLTs that trade the left-out camera's labels against the others' (see --frontier)."""
+    from napari_smil_mv.fitting.initialise import triangulate_weighted
+    from napari_smil_mv.fitting.quality import dlt_residuals
+
+    names = list(data.camera_names)
+    good = np.isin(names, good_names)
+    for held in good_names:
+        c = names.index(held)
+        remaining = good.copy()
+        remaining[c] = False
+        base = dlt_residuals(data.keypoints_2d, data.weights, data.cameras, remaining)
+        same = (data.weights[c] > 0) & np.isfinite(base[c])
+        dlt = float(np.median(base[c][same]))
+        print(
+            f"{held} left out: DLT from {[n for n, r in zip(names, remaining, strict=True) if r]} {dlt:.2f} px"
+        )
+        for lam in (0.0, 0.1, 0.3, 0.5, 0.7, 1.0, 3.0):
+            w = data.weights * good[:, None, None]
+            w[c] = w[c] * lam
+            points = triangulate_weighted(data.keypoints_2d, w, data.cameras)
+            err = np.linalg.norm(data.cameras.project(points) - data.keypoints_2d, axis=-1)
+            held_px = float(np.median(err[c][same]))
+            others = ", ".join(
+                f"{names[k]} {np.median(err[k][same & (data.weights[k] > 0)]):.2f} px"
+                for k in np.flatnonzero(remaining)
+            )
+            print(f"    lambda {lam:<4}: {held} {held_px:6.2f} px (x{held_px / dlt:.2f} of DLT)  | {others}")
 
 
 def _without(data, remaining: np.ndarray):
