@@ -120,6 +120,7 @@ def fit_data_from_session(
         joint_names=joints,
         data_names=data_names,
         videos=videos,
+        fps=session.fps,
         metadata={
             "session": str(Path(session.path)),
             "session_name": session.name,

@@ -7,6 +7,7 @@ indices shared by all cameras (the cameras are synchronised, frame ``t`` of ever
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -193,6 +194,32 @@ class Session:
     @property
     def n_nodes(self) -> int:
         return self.skeleton.n_nodes
+
+    @property
+    def fps(self) -> float | None:
+        """Frame rate (Hz) of the recording, from the cameras' video headers; None when no video states one.
+
+        The cameras are synchronised, so their rates should agree; when they differ by more than 1 % the median is
+        returned with a :class:`UserWarning` naming each camera's rate.
+        """
+        rates = {}
+        for name, view in self.views.items():
+            video = getattr(view, "video", None)
+            rate = getattr(video, "fps", None) if video is not None else None
+            if rate:
+                rates[name] = float(rate)
+        if not rates:
+            return None
+        values = np.array(list(rates.values()))
+        median = float(np.median(values))
+        if np.any(np.abs(values - median) > 0.01 * median):
+            warnings.warn(
+                f"session {self.name!r}: the cameras' videos state different frame rates "
+                f"({', '.join(f'{n} {r:g}' for n, r in rates.items())} fps); using {median:g} fps",
+                UserWarning,
+                stacklevel=2,
+            )
+        return median
 
     @property
     def frame_range(self) -> tuple[int, int] | None:

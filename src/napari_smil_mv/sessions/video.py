@@ -201,6 +201,26 @@ class LazyVideo:
             stacklevel=stacklevel,
         )
 
+    @property
+    def fps(self) -> float | None:
+        """Frame rate (Hz) from the video file's header, or None when the file is missing or states none.
+
+        Read once with OpenCV (header only, no frame decoded).
+        """
+        if not hasattr(self, "_fps"):
+            self._fps: float | None = None
+            if self.path is not None and self.path.is_file():
+                import cv2
+
+                capture = cv2.VideoCapture(str(self.path))
+                try:
+                    rate = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
+                finally:
+                    capture.release()
+                if np.isfinite(rate) and 0.0 < rate < 1e5:
+                    self._fps = rate
+        return self._fps
+
     # -- array interface ---------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int, int]:
