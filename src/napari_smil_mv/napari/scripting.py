@@ -396,8 +396,8 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if layout == "world":
-        add_world_layers(viewer)  # sessions opened in a 2D layout get their world layers now (hidden until below)
+    if layout == "world":  # sessions opened in a 2D layout get their world layers now (shown below)
+        add_world_layers(viewer)
     # Session layers and the fit-result layers that go with them (roles of napari.results_layers): a camera
     # name means a per-camera layer, camera None a world layer.
     ours = [la for la in session_layers(viewer) if "camera" in meta(la)]
