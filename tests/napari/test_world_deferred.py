@@ -73,7 +73,10 @@ def test_world_layers_come_with_the_world_layout(qapp, anipose_path):
 
         added = api.add_world_layers(viewer)  # without switching: added hidden in the grid
         assert [la.metadata["napari_smil_mv"]["role"] for la in added] == list(api.WORLD_ROLES)
-        assert not any(la.visible for la in added) and viewer.canvas.grid.actual_shape(viewer.layers) == (1, 2)
+        assert not any(la.visible for la in added) and viewer.canvas.grid.actual_shape(viewer.layers) == (
+            1,
+            2,
+        )
         assert api.add_world_layers(viewer) == []  # once per session
         assert set(added[2].features["camera"]) == {"back", "mid"}
         assert added[0].data[:, 1].max() < 60  # the chosen frames only
