@@ -99,3 +99,34 @@ def test_world_layers_come_with_the_world_layout(qapp, anipose_path):
         assert viewer.canvas.grid.actual_shape(viewer.layers) == (2, 2)  # 4 cameras of 3 sessions
         for s in (session, other, third):
             api.forget_session(api.session_layers(viewer, s)[0].metadata["napari_smil_mv"]["session"])
+
+
+@pytest.mark.gui
+def test_batch_first_step_keeps_order_and_decodes_only_the_first_frame(qapp, anipose_path):
+    from napari_smil_mv import api
+    from napari_smil_mv.napari.batch_add import add_layers
+    from napari_smil_mv.napari.layers.session_layers import session_layer_data
+    from napari_smil_mv.sessions import load_session
+
+    session = load_session(anipose_path)
+    data = session_layer_data(
+        session, cameras=["back", "mid"], frames=(20, 80), session_id="b", layout="grid", world=False
+    )
+    videos = [d for d, _, t in data if t == "image"]
+    with hidden_viewer() as viewer:
+        added = add_layers(viewer, data, first_step=True)
+        assert (
+            [la.name for la in viewer.layers]
+            == [kw["name"] for _, kw, _ in data]
+            == [la.name for la in added]
+        )
+        assert viewer.layers.selection.active is added[-1]
+        assert (
+            viewer.dims.current_step[0] == 0 and viewer.dims.point[0] == 20
+        )  # first chosen frame, not centre
+        assert [v.n_decoded for v in videos] == [1, 1]  # frame 20 only: no seek to the middle of the videos
+        more = session_layer_data(session, ["top"], (20, 80), session_id="c", layout="grid", world=False)
+        api.set_frame(viewer, 30)
+        before = viewer.dims.point[0]
+        add_layers(viewer, more, first_step=True)  # a viewer with layers keeps its frame
+        assert viewer.dims.point[0] == before == 50 and viewer.layers[-4].name == "top · video"

@@ -175,8 +175,11 @@ def show_session(
     if layout_of(viewer) == "world":  # added to the 3D view: camera layers wait hidden for the 2D layouts
         for _, kwargs, _ in data:
             kwargs["visible"] = kwargs["metadata"][_KEY]["camera"] is None
-    prefetch_first_frames(data)  # decode the first frames while napari builds the layers
-    layers = add_layer_data(viewer, data)
+    from napari_smil_mv.napari.batch_add import add_layers
+
+    empty = len(viewer.layers) == 0
+    prefetch_first_frames(data, 0 if empty else None)  # decoded while napari builds the layers
+    layers = add_layers(viewer, data, first_step=True)  # an empty viewer starts at the first frame
     if layout is not None:
         set_layout(viewer, layout)
     return layers
