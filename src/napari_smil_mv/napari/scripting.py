@@ -155,7 +155,7 @@ def show_session(
     list of napari layers
         ``4 * n_cameras`` camera layers, then the 4 world layers when the viewer shows (or is switched to) the
         world layout. In the 2D layouts the world layers are created by the first switch to the world layout
-        (:func:`set_layout`, the Session widget's "3D world" button) or by :func:`add_world_layers`: napari's
+        (:func:`set_layout`, the Session widget's "World view" button) or by :func:`add_world_layers`: napari's
         cost of creating them is then not part of opening a session.
     """
     sid = register_session(session)
