@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_smil_mv.napari.batch_add import add_layers
 from napari_smil_mv.napari.dims_sliders import hide_unused_sliders, keep_sliders_hidden, restore_ranges
 from napari_smil_mv.napari.layers.session_layers import LAYERS_PER_CAMERA, session_layer_data
 from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
@@ -122,8 +123,6 @@ def _session_by_id(session_id: str | None, layer_name: str) -> Session:
 
 def add_layer_data(viewer: napari.Viewer, layer_data: Sequence[tuple]) -> list:
     """Add ``(data, kwargs, layer_type)`` tuples to the viewer (main thread only); returns the layers."""
-    from napari_smil_mv.napari.batch_add import add_layers
-
     return add_layers(viewer, layer_data)
 
 
@@ -175,8 +174,6 @@ def show_session(
     if layout_of(viewer) == "world":  # added to the 3D view: camera layers wait hidden for the 2D layouts
         for _, kwargs, _ in data:
             kwargs["visible"] = kwargs["metadata"][_KEY]["camera"] is None
-    from napari_smil_mv.napari.batch_add import add_layers
-
     empty = len(viewer.layers) == 0
     prefetch_first_frames(data, 0 if empty else None)  # decoded while napari builds the layers
     layers = add_layers(viewer, data, first_step=True)  # an empty viewer starts at the first frame
