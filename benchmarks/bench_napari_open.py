@@ -8,10 +8,13 @@ Each measurement runs in a fresh Python process (so the once-per-process costs n
 pint's unit registry and ``scipy.ndimage``, count every time, as they do for a user opening a session in a new
 napari). It creates a hidden viewer (not timed), then times from the call until the first screenshot is drawn:
 
-* ``baseline``: what ``api.load_session`` did before: read the session, build the layer data, start decoding the
-  first frames, ``viewer.add_layer(Layer.create(...))`` per layer, grid layout;
-* ``current``: ``napari_smil_mv.api.load_session(viewer, path)`` (layers added without a selection change
-  each, :mod:`napari_smil_mv.napari.batch_add`).
+* ``baseline``: what ``api.load_session`` did before: read the session with sleap-io's own video probe (frame 0
+  decoded twice, with a seek), build the layer data *with* the four world layers (hidden in the grid), start
+  decoding the first shown frames (0 and napari's centre step), ``viewer.add_layer(Layer.create(...))`` per layer
+  (napari centres the sliders: every video is also decoded at its middle frame), grid layout;
+* ``current``: ``napari_smil_mv.api.load_session(viewer, path)``: one probe per video that also serves frame 0,
+  only the per-camera layers (the world layers are created by the first switch to the world layout), added
+  without a selection change each and starting at the first frame (:mod:`napari_smil_mv.napari.batch_add`).
 
 The variants alternate (baseline, current, baseline, ...) so machine load affects both alike; the medians of the wall
 time and of the process CPU time (all threads; less sensitive to other processes) and their ratios are printed. Target: ``current`` under 3 s for the 4-camera sleap-anipose sample on a quiet machine.
@@ -48,7 +51,9 @@ def _measure(variant: str, path: str) -> dict:
 
         from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
         from napari_smil_mv.sessions import load_session
+        from napari_smil_mv.sessions.video import SequentialReader
 
+        SequentialReader.probe = lambda self: None  # the old open: sleap-io's own probe, then our reader
         session = api.register_session(load_session(path))
         sid = session
         data = api.session_layer_data(api.get_session(sid), session_id=sid, layout="grid")
@@ -114,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             )
     med = {v: statistics.median(r["open_and_draw_s"] for r in rs) for v, rs in runs.items()}
     cpu = {v: statistics.median(r["cpu_s"] for r in rs) for v, rs in runs.items()}
-    n_layers = runs["current"][0]["n_layers"]
-    print(f"session {Path(args.path).name}: {n_layers} layers, {args.repeats} fresh processes per variant")
+    n_layers = {v: rs[0]["n_layers"] for v, rs in runs.items()}
+    print(
+        f"session {Path(args.path).name}: {n_layers['baseline']} layers (baseline), {n_layers['current']} "
+        f"(current), {args.repeats} fresh processes per variant"
+    )
     print(
         f"baseline (per-layer add)   median {med['baseline']:.2f} s (open + first draw), CPU {cpu['baseline']:.2f} s"
     )

@@ -7,9 +7,9 @@ Usage (needs a display; on a headless machine run it under Xvfb)::
 
 Measured, in one process, after creating a hidden viewer (reported separately):
 
-* **open**: the steps of ``napari_smil_mv.api.load_session(viewer, path)`` (read the session, build every layer's
-  data, add the layers to the viewer, grid layout), each timed, plus the first screenshot, i.e. the first frame
-  of every camera decoded and drawn.
+* **open**: the steps of ``napari_smil_mv.api.load_session(viewer, path)`` (read the session, build the camera
+  layers' data, add the layers to the viewer, grid layout), each timed, plus the first screenshot, i.e. the first
+  frame of every camera decoded and drawn. (The world layers come with the first switch to the world layout.)
   Target: under 3 s for the 4-camera, 120-frame sleap-anipose sample.
 * **step**: set ``viewer.dims.current_step`` to each of the first ``--frames`` frames in turn (napari slices every
   visible layer synchronously, which decodes one frame per camera), per frame: median and max. A few frames are
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     t_viewer = time.perf_counter() - t0
 
     # the steps of api.load_session(viewer, path), timed one by one
+    from napari_smil_mv.napari.batch_add import add_layers
     from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
     from napari_smil_mv.sessions import load_session
 
@@ -65,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     session = load_session(args.path)
     stages["read session"], t = time.perf_counter() - t, time.perf_counter()
     sid = api.register_session(session)
-    data = api.session_layer_data(session, session_id=sid, layout="grid")
-    prefetch_first_frames(data)  # as show_session does
+    data = api.session_layer_data(session, session_id=sid, layout="grid", world=False)  # as show_session
+    prefetch_first_frames(data, 0)  # as show_session does for an empty viewer
     stages["build layer data"], t = time.perf_counter() - t, time.perf_counter()
-    api.add_layer_data(viewer, data)
+    add_layers(viewer, data, first_step=True)
     stages["add layers"], t = time.perf_counter() - t, time.perf_counter()
     api.set_layout(viewer, "grid")
     stages["grid layout"], t = time.perf_counter() - t, time.perf_counter()

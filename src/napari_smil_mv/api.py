@@ -7,8 +7,9 @@ Example::
     from napari_smil_mv import api
 
     viewer = napari.Viewer()
-    session = api.load_session(viewer, "minimal_session")   # 4 layers per camera + 4 world layers, grid layout
-    api.set_layout(viewer, "world")                         # 3D: 3D keypoints, skeleton, camera frustums
+    session = api.load_session(viewer, "minimal_session")   # 4 layers per camera, grid layout
+    api.set_layout(viewer, "world")                         # 3D: adds the 3D keypoints, skeleton, camera frustums
+    api.add_world_layers(viewer)                            # (or: the world layers without switching)
     api.set_frame(viewer, 60)
     api.session_of(viewer.layers[0]) is session             # the Session behind any of its layers
 
@@ -22,6 +23,7 @@ from napari_smil_mv.napari.registry import forget_session, get_session, register
 from napari_smil_mv.napari.scripting import (
     LAYOUTS,
     add_layer_data,
+    add_world_layers,
     fit_view,
     frame_axis,
     layout_of,
@@ -40,6 +42,7 @@ __all__ = [
     "WORLD_AXES",
     "WORLD_ROLES",
     "add_layer_data",
+    "add_world_layers",
     "fit_view",
     "forget_session",
     "frame_axis",

@@ -261,7 +261,10 @@ def test_read_session_registers_and_tiles(anipose_path):
     assert session.camera_names == ["back", "mid", "side", "top"]
     offsets = [tuple(kw["translate"][1:]) for _, kw, t in layers if _meta(kw)["role"] == "keypoints"]
     assert offsets == [(0.0, 0.0), (0.0, 1318.4), (1054.72, 0.0), (1054.72, 1318.4)]
-    assert all(kw["visible"] is False for _, kw, _ in layers[-4:])
+    assert len(layers) == 16 and all(_meta(kw)["camera"] is not None for _, kw, _ in layers)
+    spec = _meta(layers[0][1])["world_spec"]  # what the world layers need when the viewer switches to them
+    assert spec.cameras == ("back", "mid", "side", "top") and spec.frames == range(120)
+    assert spec.points3d is session.points3d
     forget_session(sid)
 
 
@@ -302,7 +305,7 @@ def test_synthetic_session_sample():
     from napari_smil_mv.napari.sample_data.sample_session import make_synthetic_session_sample
 
     layers = make_synthetic_session_sample(n_cameras=2, n_frames=3)
-    assert len(layers) == 2 * 4 + 4
+    assert len(layers) == 2 * 4  # world layers: with the first switch to the world layout
     session = get_session(_meta(layers[0][1])["session"])
     assert session.path.is_dir() and session.n_frames == 3 and session.units == "mm"
     assert layers[0][0].shape[0] == 3

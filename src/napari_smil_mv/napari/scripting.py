@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_smil_mv.napari.batch_add import add_layers
 from napari_smil_mv.napari.dims_sliders import hide_unused_sliders, keep_sliders_hidden, restore_ranges
 from napari_smil_mv.napari.layers.session_layers import LAYERS_PER_CAMERA, session_layer_data
 from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
@@ -122,8 +123,6 @@ def _session_by_id(session_id: str | None, layer_name: str) -> Session:
 
 def add_layer_data(viewer: napari.Viewer, layer_data: Sequence[tuple]) -> list:
     """Add ``(data, kwargs, layer_type)`` tuples to the viewer (main thread only); returns the layers."""
-    from napari_smil_mv.napari.batch_add import add_layers
-
     return add_layers(viewer, layer_data)
 
 
@@ -148,27 +147,36 @@ def show_session(
         Passed to :func:`napari_smil_mv.napari.layers.session_layers.session_layer_data` (``points3d``, ``score_threshold``,
         ``point_size``, ``frustum_depth``).
     layout
-        ``"grid"``, ``"mosaic"``, ``"world"`` or None (leave the viewer's layout alone; world layers start hidden).
+        ``"grid"``, ``"mosaic"``, ``"world"`` or None (leave the viewer's layout alone).
 
     Returns
     -------
     list of napari layers
-        ``4 * n_cameras`` camera layers then 4 world layers.
+        ``4 * n_cameras`` camera layers, then the 4 world layers when the viewer shows (or is switched to) the
+        world layout. In the 2D layouts the world layers are created by the first switch to the world layout
+        (:func:`set_layout`, the Session widget's "World view" button) or by :func:`add_world_layers`: napari's
+        cost of creating them is then not part of opening a session.
     """
     sid = register_session(session)
     if "name_prefix" not in layer_options:
         others = {meta(layer).get("session") for layer in viewer.layers if meta(layer)} - {sid}
         layer_options["name_prefix"] = f"{sid}/" if others else ""
+    world = (layout or layout_of(viewer)) == "world"
     data = session_layer_data(
         session,
         cameras,
         frames,
         session_id=sid,
         layout="mosaic" if layout == "mosaic" else "grid",
+        world=world,
         **layer_options,
     )
-    prefetch_first_frames(data)  # decode the first frames while napari builds the layers
-    layers = add_layer_data(viewer, data)
+    if layout_of(viewer) == "world":  # added to the 3D view: camera layers wait hidden for the 2D layouts
+        for _, kwargs, _ in data:
+            kwargs["visible"] = kwargs["metadata"][_KEY]["camera"] is None
+    empty = len(viewer.layers) == 0
+    prefetch_first_frames(data, 0 if empty else None)  # decoded while napari builds the layers
+    layers = add_layers(viewer, data, first_step=True)  # an empty viewer starts at the first frame
     if layout is not None:
         set_layout(viewer, layout)
     return layers
@@ -193,6 +201,48 @@ def load_session(
     session = _load_session(path, camera_map=camera_map, units=units)
     show_session(viewer, session, cameras=cameras, frames=frames, layout=layout, **layer_options)
     return session
+
+
+def add_world_layers(viewer: napari.Viewer, session: Session | str | None = None) -> list:
+    """Create the world layers (``WORLD_ROLES``) of sessions shown without them; returns the new layers.
+
+    Sessions opened in the 2D layouts (:func:`show_session`, :func:`load_session`, the readers) get their 3D
+    keypoints, 3D skeleton, camera frustums and names only when needed: :func:`set_layout` calls this when it
+    switches to ``"world"``. Call it directly to have them without switching (they are added hidden in the 2D
+    layouts, shown in the world layout). Sessions that already have world layers, and layers not built with
+    ``world=False``, are left alone.
+
+    Parameters
+    ----------
+    viewer
+        The viewer.
+    session
+        Only this session (or registry id); default every session in the viewer.
+    """
+    from napari_smil_mv.napari.layers.world_layers import WORLD_ROLES, deferred_world_layer_data
+
+    sid_filter = session_id_of(session) if isinstance(session, Session) else session
+    specs: dict[str, Any] = {}
+    have_world = set()
+    for layer in session_layers(viewer, sid_filter):
+        m = meta(layer)
+        if m.get("role") in WORLD_ROLES:
+            have_world.add(m.get("session"))
+        elif m.get("world_spec") is not None and m.get("session") is not None:
+            specs.setdefault(m["session"], m["world_spec"])
+    data = []
+    for sid, spec in specs.items():
+        if sid in have_world:
+            continue
+        try:
+            session_obj = get_session(sid)
+        except KeyError:  # forgotten session: its layers stay as they are
+            continue
+        data += deferred_world_layer_data(session_obj, spec, sid)
+    shown = layout_of(viewer) == "world"
+    for _, kwargs, _ in data:
+        kwargs["visible"] = shown
+    return add_layer_data(viewer, data) if data else []
 
 
 def frame_axis(viewer: napari.Viewer) -> int:
@@ -346,6 +396,8 @@ def set_layout(viewer: napari.Viewer, layout: str) -> None:
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout == "world":  # sessions opened in a 2D layout get their world layers now (shown below)
+        add_world_layers(viewer)
     # Session layers and the fit-result layers that go with them (roles of napari.results_layers): a camera
     # name means a per-camera layer, camera None a world layer.
     ours = [la for la in session_layers(viewer) if "camera" in meta(la)]
@@ -412,6 +464,7 @@ def layout_of(viewer: napari.Viewer) -> str | None:
 __all__ = [
     "LAYOUTS",
     "add_layer_data",
+    "add_world_layers",
     "frame_axis",
     "layout_of",
     "load_session",

@@ -54,6 +54,42 @@ class SequentialReader:
         self._next = 0  # index of the frame the next read() returns
         self._lock = threading.Lock()
         self.n_seeks = 0  # seeks so far (for tests and benchmarks)
+        self._probed: np.ndarray | None = None  # frame 0 decoded by probe(), handed out by the next read(0)
+
+    def probe(self) -> tuple[int, int, int, int] | None:
+        """Open the capture and decode frame 0 once: ``(T, H, W, C)`` as sleap-io reports it, or None.
+
+        ``T`` is OpenCV's frame count, ``C`` is 1 when the first and last colour channels of frame 0 are equal
+        (sleap-io's grayscale test) and 3 otherwise; ``channels`` is set to ``C``. Frame 0 is kept for the next
+        ``read(0)``, so opening a video and showing its first frame decode it once (sleap-io's own probe reads
+        it twice, with a seek in between).
+        """
+        import cv2
+
+        with self._lock:
+            if self._cap is None:
+                self._cap = cv2.VideoCapture(str(self.path))
+                self._next = 0
+            cap = self._cap
+            if not cap.isOpened() or self._next != 0:
+                return None
+            ok, img = cap.read()
+            if not ok or img is None or img.ndim != 3:
+                self._next = -1
+                return None
+            self._next = 1
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            gray = bool(np.array_equal(img[..., 0], img[..., -1]))
+            self.channels = 1 if gray else 3
+            self._probed = self._convert(img)
+            return (n, int(img.shape[0]), int(img.shape[1]), self.channels)
+
+    def _convert(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if self.channels == 1:
+            return np.ascontiguousarray(img[..., 2:3])  # red, as sleap-io (grayscale: channels equal)
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place, no extra copy
 
     def read(self, index: int) -> np.ndarray | None:
         """Frame ``index`` as ``(H, W, C)`` uint8 RGB (or grayscale), or None when OpenCV cannot read it."""
@@ -61,6 +97,10 @@ class SequentialReader:
 
         index = int(index)
         with self._lock:
+            if index == 0 and self._probed is not None:
+                img, self._probed = self._probed, None
+                return img
+            self._probed = None
             if self._cap is None:
                 self._cap = cv2.VideoCapture(str(self.path))
                 self._next = 0
@@ -82,13 +122,12 @@ class SequentialReader:
                 self._next = -1
                 return None
             self._next = index + 1
-        if self.channels == 1:
-            return np.ascontiguousarray(img[..., 2:3])  # red, as sleap-io (grayscale: channels equal)
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place, no extra copy
+        return self._convert(img)
 
     def close(self) -> None:
         """Release the capture (reopened on the next read)."""
         with self._lock:
+            self._probed = None
             if self._cap is not None:
                 self._cap.release()
                 self._cap = None
@@ -175,8 +214,18 @@ class LazyVideo:
     def _open_file(self) -> None:
         import sleap_io as sio
 
+        reader = None
         try:
             video = sio.load_video(str(self.path))
+            if getattr(video.backend, "plugin", None) == "opencv":  # our one probe instead of sleap-io's
+                reader = SequentialReader(self.path, 3)
+                probed = reader.probe()
+                if probed is not None and probed[0] > 0:
+                    video.backend._cached_shape = probed  # what sleap-io's probe would have found
+                    video.backend.grayscale = probed[3] == 1
+                else:
+                    reader.close()
+                    reader = None
             shape = tuple(int(s) for s in video.shape)
         except Exception as exc:  # any decoder error: treat like a missing file, but say why
             self._missing_reason = f"video file {self.path} could not be opened ({type(exc).__name__}: {exc})"
@@ -188,7 +237,9 @@ class LazyVideo:
             return
         self._video = video
         self._shape = shape
-        if getattr(video.backend, "plugin", None) == "opencv" and shape[3] in (1, 3):
+        if reader is not None:
+            self._reader = reader
+        elif getattr(video.backend, "plugin", None) == "opencv" and shape[3] in (1, 3):
             self._reader = SequentialReader(self.path, shape[3])
 
     def _warn(self, stacklevel: int = 4) -> None:

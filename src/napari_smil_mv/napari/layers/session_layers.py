@@ -6,7 +6,11 @@
   camera per cell): ``video`` (lazy Image), ``skeleton`` (Vectors), ``reprojection`` (Points: the 3D points
   projected into the camera, coloured by their pixel error; empty without 3D points) and ``keypoints`` (Points);
 * then the world layers (see :mod:`napari_smil_mv.napari.layers.world_layers`): ``points3d``, ``skeleton3d``,
-  ``frustums`` and ``camera_names``.
+  ``frustums`` and ``camera_names``. With ``world=False`` they are left out and each camera layer's metadata
+  holds ``world_spec`` (cameras, frames, 3D points, frustum depth, name prefix) instead, from which
+  :func:`~napari_smil_mv.napari.layers.world_layers.deferred_world_layer_data` builds the same four layers later
+  (the viewer does so when it first switches to the world layout: napari's per-layer cost is then paid only by
+  users who look at the 3D view).
 
 **Axes.** Per-camera layers have axes ``(frame, row, col)``: the frame coordinate is the *video* frame index
 (also when only some frames are chosen), ``row = y`` and ``col = x`` of the session's ``(x, y)`` pixels. The swap
@@ -434,6 +438,7 @@ def session_layer_data(
     frustum_depth: float | None = None,
     name_prefix: str = "",
     layout: str | None = None,
+    world: bool = True,
 ) -> list[LayerDataTuple]:
     """All layers of a session: per camera (``CAMERA_ROLES``) in rig order, then the world layers.
 
@@ -460,13 +465,16 @@ def session_layer_data(
         Prepended to every layer name.
     layout
         None, ``"grid"`` or ``"mosaic"``, see :func:`apply_layout`.
+    world
+        Build the four world layers now (default), or leave them out and record in every camera layer's
+        metadata (``world_spec``) what they need to be built later, see the module docstring.
 
     Returns
     -------
     list of (data, kwargs, layer_type)
-        ``4 * n_cameras + 4`` tuples.
+        ``4 * n_cameras + 4`` tuples (``4 * n_cameras`` with ``world=False``).
     """
-    from napari_smil_mv.napari.layers.world_layers import world_layer_data
+    from napari_smil_mv.napari.layers.world_layers import WorldSpec, world_layer_data
 
     names = list(session.camera_names) if cameras is None else list(cameras)
     unknown = [c for c in names if c not in session.views]
@@ -484,5 +492,10 @@ def session_layer_data(
     out: list[LayerDataTuple] = []
     for cam in names:
         out += camera_layer_data(session, cam, sel, sid, pts, score_threshold, point_size, name_prefix)
-    out += world_layer_data(session, names, sel, sid, pts, frustum_depth, name_prefix)
+    if world:
+        out += world_layer_data(session, names, sel, sid, pts, frustum_depth, name_prefix)
+    else:
+        spec = WorldSpec(tuple(names), sel, pts, frustum_depth, name_prefix)
+        for _, kw, _ in out:
+            kw["metadata"]["napari_smil_mv"]["world_spec"] = spec
     return apply_layout(out, layout)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,31 @@ WORLD_AXES = ("z", "frame", "y", "x")
 WORLD_ROLES = ("points3d", "skeleton3d", "frustums", "camera_names")
 #: Camera colours (frustum and name); distinct from the node palette's first entries.
 CAMERA_PALETTE = ("#ff9f1c", "#2ec4b6", "#e71d36", "#a06cd5", "#f4d35e", "#3a86ff", "#8ac926", "#ff5d8f")
+
+
+@dataclass(frozen=True, eq=False)
+class WorldSpec:
+    """What the world layers of a session shown without them need (``metadata["world_spec"]``).
+
+    Attributes
+    ----------
+    cameras
+        Cameras shown, in rig order (their frustums and names are drawn).
+    frames
+        Video frames shown.
+    points3d
+        ``(T, A, N, 3)`` world points the camera layers were built with (the same array object), or None.
+    frustum_depth
+        Frustum length in world units, or None (the default).
+    name_prefix
+        Layer-name prefix.
+    """
+
+    cameras: tuple[str, ...]
+    frames: range
+    points3d: np.ndarray | None = None
+    frustum_depth: float | None = None
+    name_prefix: str = ""
 
 
 def world_to_napari(xyz: np.ndarray, frame: np.ndarray | float = 0.0) -> np.ndarray:
@@ -325,12 +351,37 @@ def world_layer_data(
     return out
 
 
+def deferred_world_layer_data(session: Session, spec: WorldSpec, session_id: str) -> list[LayerDataTuple]:
+    """The four world layers of a session whose camera layers were built with ``world=False``.
+
+    Parameters
+    ----------
+    session
+        The session.
+    spec
+        ``metadata["napari_smil_mv"]["world_spec"]`` of its camera layers.
+    session_id
+        Registry id for the metadata.
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+        What :func:`~napari_smil_mv.napari.layers.session_layers.session_layer_data` would have added with
+        ``world=True`` (same cameras, frames, 3D points, frustum depth and name prefix).
+    """
+    return world_layer_data(
+        session, spec.cameras, spec.frames, session_id, spec.points3d, spec.frustum_depth, spec.name_prefix
+    )
+
+
 __all__ = [
     "CAMERA_PALETTE",
     "PALETTE",
     "WORLD_AXES",
     "WORLD_ROLES",
+    "WorldSpec",
     "camera_frustum",
+    "deferred_world_layer_data",
     "frustum_edges",
     "rig_layer_data",
     "scene_scale",

@@ -7,8 +7,9 @@
 
 The ``get_*`` functions only sniff (file names, folder listing, HDF5 signature, the ``.slp`` session table via
 h5py): they never raise and return None for anything they cannot read. The returned reader loads the data and
-returns layer-data tuples (cameras side by side in a mosaic, world layers hidden; the Session dock widget or
-``napari_smil_mv.api.set_layout(viewer, "grid" | "world")`` switch layouts). Errors while reading (a broken
+returns layer-data tuples (cameras side by side in a mosaic; the world layers are created when the viewer first
+switches to the world layout: the Session dock widget's "3D world" button or
+``napari_smil_mv.api.set_layout(viewer, "world")``; ``"grid"`` puts one camera per grid cell). Errors while reading (a broken
 calibration, a folder with several sessions) are raised with a message naming the file and the fix.
 """
 
@@ -67,7 +68,7 @@ def _session_layers(p: Path) -> list[LayerDataTuple]:
 
     session = load_session(p)
     sid = register_session(session)
-    data = session_layer_data(session, session_id=sid, layout="mosaic")
+    data = session_layer_data(session, session_id=sid, layout="mosaic", world=False)
     prefetch_first_frames(data)  # decoded in the background while napari adds the layers
     return data
 

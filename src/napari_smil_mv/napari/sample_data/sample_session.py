@@ -38,7 +38,8 @@ def make_synthetic_session_sample(
     Returns
     -------
     list of (data, kwargs, layer_type)
-        As :func:`napari_smil_mv.napari.layers.session_layers.session_layer_data`; the session is registered, so
+        As :func:`napari_smil_mv.napari.layers.session_layers.session_layer_data` with ``world=False`` (the
+        world layers come with the first switch to the world layout); the session is registered, so
         ``napari_smil_mv.api.session_of(layer)`` returns it. The folder (``session.path``) is left in the
         system's temporary directory.
     """
@@ -51,4 +52,4 @@ def make_synthetic_session_sample(
     )
     session = load_session(folder)
     sid = register_session(session)
-    return session_layer_data(session, session_id=sid, layout="mosaic")
+    return session_layer_data(session, session_id=sid, layout="mosaic", world=False)
