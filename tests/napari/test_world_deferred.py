@@ -129,4 +129,4 @@ def test_batch_first_step_keeps_order_and_decodes_only_the_first_frame(qapp, ani
         api.set_frame(viewer, 30)
         before = viewer.dims.point[0]
         add_layers(viewer, more, first_step=True)  # a viewer with layers keeps its frame
-        assert viewer.dims.point[0] == before == 50 and viewer.layers[-4].name == "top · video"
+        assert viewer.dims.point[0] == before == 30 and viewer.layers[-4].name == "top · video"

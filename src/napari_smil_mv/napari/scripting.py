@@ -251,10 +251,12 @@ def frame_axis(viewer: napari.Viewer) -> int:
 
 
 def set_frame(viewer: napari.Viewer, frame: int) -> None:
-    """Show video frame ``frame`` (moves the frame slider)."""
-    step = list(viewer.dims.current_step)
-    step[frame_axis(viewer)] = int(frame)
-    viewer.dims.current_step = tuple(step)
+    """Show video frame ``frame`` (moves the frame slider).
+
+    The frame axis is in video frame numbers (frame subsets are placed with the layers' ``translate``/``scale``),
+    so this sets the dims *point*, not the slider step: with layers holding frames 20..79, frame 30 is step 10.
+    """
+    viewer.dims.set_point(frame_axis(viewer), float(frame))
 
 
 def _remember_visibility(layers: Sequence, key: str) -> None:
