@@ -1,0 +1,89 @@
+"""The shortcuts of the training step (issue 14) give the same numbers as the general paths they bypass."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from napari_smil_mv.network.blocks import CameraHeads, DecoderLayer, ViewFusion
+from napari_smil_mv.training.losses import weighted_total
+
+
+def _per_view_reference(heads: CameraHeads, fused, cams):
+    B, V, _ = fused.shape
+    return torch.stack(
+        [torch.stack([heads.heads[int(cams[b, v])](fused[b, v]) for v in range(V)]) for b in range(B)]
+    )
+
+
+def test_camera_heads_batched_path_matches_one_head_per_view():
+    torch.manual_seed(0)
+    B, C, D = 5, 4, 16
+    heads = CameraHeads(D, C, 9, "per_camera", hidden=D, dropout=0.1).double().eval()
+    for layer in (heads.heads[1][-1], heads.heads[3][0]):  # non-trivial, different weights per camera
+        torch.nn.init.normal_(layer.weight)
+    fused = torch.randn(B, C, D, dtype=torch.float64, requires_grad=True)
+    cams = torch.stack([torch.randperm(C) for _ in range(B)])  # shuffled view order, every camera once
+    mask = torch.ones(B, C, dtype=torch.bool)
+    fast = heads(fused, mask, cams)
+    ref = _per_view_reference(heads, fused, cams)
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-12)
+    # gradients: a loss on one view reaches only that view's camera head
+    heads.zero_grad()
+    fast[2, 1].sum().backward()
+    touched = [
+        any(p.grad is not None and p.grad.abs().sum() > 0 for p in h.parameters()) for h in heads.heads
+    ]
+    assert touched == [c == int(cams[2, 1]) for c in range(C)]
+
+
+def test_camera_heads_with_a_missing_view_use_the_general_path():
+    torch.manual_seed(1)
+    B, C, D = 3, 4, 16
+    heads = CameraHeads(D, C, 9, "per_camera", hidden=D).double().eval()
+    fused = torch.randn(B, C, D, dtype=torch.float64)
+    cams = torch.stack([torch.randperm(C) for _ in range(B)])
+    mask = torch.ones(B, C, dtype=torch.bool)
+    mask[1, 2] = False
+    out = heads(fused, mask, cams)
+    ref = _per_view_reference(heads, fused, cams) * mask.unsqueeze(-1)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    # a sample with a camera twice (not a permutation) is handled by the general path as well
+    cams2 = cams.clone()
+    cams2[0] = torch.tensor([0, 0, 1, 2])
+    torch.testing.assert_close(
+        heads(fused, torch.ones_like(mask), cams2),
+        _per_view_reference(heads, fused, cams2),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_no_mask_when_every_view_is_real_gives_the_masked_result():
+    torch.manual_seed(2)
+    fusion = ViewFusion(24, 16, 4, "attention", 2, 4, 0.0).double().eval()
+    feats = torch.randn(3, 4, 24, dtype=torch.float64)
+    cams = torch.arange(4).expand(3, 4)
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    x, pooled = fusion(feats, mask, cams)
+    h = fusion.proj(feats) + fusion.camera_embedding(cams)
+    for layer in fusion.layers:
+        h = layer(h, mask)  # the masked path with nothing masked
+    torch.testing.assert_close(x, fusion.norm(h), rtol=1e-10, atol=1e-12)
+    layer = DecoderLayer(16, 4, 0.0).double().eval()
+    q = torch.randn(3, 1, 16, dtype=torch.float64)
+    ctx = torch.randn(3, 7, 16, dtype=torch.float64)
+    torch.testing.assert_close(
+        layer(q, ctx, None), layer(q, ctx, torch.zeros(3, 7, dtype=torch.bool)), rtol=1e-10, atol=1e-12
+    )
+
+
+def test_weighted_total_is_the_weighted_sum_and_skips_zero_weights():
+    terms = {"a": torch.tensor(2.0, requires_grad=True), "b": torch.tensor(3.0), "c": torch.tensor(math.nan)}
+    total = weighted_total(terms, {"a": 0.5, "b": 2.0, "c": 0.0})
+    assert float(total.detach()) == pytest.approx(7.0)  # the NaN term has weight 0: left out, not NaN
+    total.backward()
+    assert float(terms["a"].grad) == pytest.approx(0.5)
+    assert float(weighted_total(terms, {}).detach()) == 0.0
