@@ -87,3 +87,25 @@ def test_weighted_total_is_the_weighted_sum_and_skips_zero_weights():
     total.backward()
     assert float(terms["a"].grad) == pytest.approx(0.5)
     assert float(weighted_total(terms, {}).detach()) == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_clip_grad_norm_matches_torch(scale):
+    from napari_smil_mv.training.setup import clip_grad_norm
+
+    torch.manual_seed(3)
+    a = [
+        torch.nn.Parameter(torch.randn(5, 3)),
+        torch.nn.Parameter(torch.randn(7)),
+        torch.nn.Parameter(torch.randn(2)),
+    ]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    for pa, pb in zip(a[:2], b[:2], strict=True):  # the last one has no gradient
+        g = torch.randn_like(pa) * scale
+        pa.grad, pb.grad = g.clone(), g.clone()
+    n_ours = clip_grad_norm(a, 1.0)
+    n_torch = torch.nn.utils.clip_grad_norm_(b, 1.0, foreach=True)
+    torch.testing.assert_close(n_ours, n_torch)
+    for pa, pb in zip(a[:2], b[:2], strict=True):
+        torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-6, atol=0)
+    assert a[2].grad is None
