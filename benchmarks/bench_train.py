@@ -33,7 +33,7 @@ from napari_smil_mv.body import SMILModel, load_smil_model
 from napari_smil_mv.network import MultiViewRegressor, NetworkSpec
 from napari_smil_mv.training.config import OptimConfig, default_loss_weights
 from napari_smil_mv.training.losses import compute_losses
-from napari_smil_mv.training.setup import make_optimizer
+from napari_smil_mv.training.setup import clip_grad_norm, make_optimizer
 
 
 def _sync(device: torch.device) -> None:
@@ -138,7 +138,7 @@ def bench(
         opt.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
         scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0, foreach=True)
+        clip_grad_norm(net.parameters(), OptimConfig().grad_clip)  # the trainer's clipping
         scaler.step(opt)
         scaler.update()
         return torch.stack([*terms.values(), total]).detach()  # the loss values the trainer keeps per step

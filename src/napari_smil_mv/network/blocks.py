@@ -48,13 +48,14 @@ class CrossViewAttention(nn.Module):
         self.ffn = _feed_forward(dim, dropout)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
-        """``x (B, V, dim)`` view tokens; ``view_mask (B, V)`` True = real view."""
+    def forward(self, x: torch.Tensor, view_mask: torch.Tensor | None) -> torch.Tensor:
+        """``x (B, V, dim)`` view tokens; ``view_mask (B, V)`` True = real view, or None when all are real."""
         B, V, D = x.shape
         H = self.heads
         q, k, v = self.qkv(self.norm1(x)).view(B, V, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = None if view_mask is None else view_mask[:, None, None, :]
         a = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=view_mask[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
         x = x + self.drop(self.out_proj(a.transpose(1, 2).reshape(B, V, D)))
         return x + self.ffn(self.norm2(x))
@@ -96,8 +97,9 @@ class ViewFusion(nn.Module):
         """Fused view tokens ``(B, V, dim)`` and a pooled feature ``(B, dim)``."""
         cams = camera_indices.clamp_min(0)
         x = self.proj(features) + self.camera_embedding(cams)
+        key_mask = None if not self.layers or bool(view_mask.all()) else view_mask  # no mask: nothing padded
         for layer in self.layers:
-            x = layer(x, view_mask)
+            x = layer(x, key_mask)
         x = self.norm(x)
         w = view_mask.to(x.dtype).unsqueeze(-1)
         if self.concat is not None:
@@ -143,6 +145,13 @@ class DecoderLayer(nn.Module):
     ``Σ_n p_n W_v,h x_n = W_v,h (Σ_n p_n x_n)``, which is the same attention (up to float rounding) at
     ``O(H·Q·N·D_ctx)`` instead of ``O(N·D_ctx·D)`` per layer.
 
+    The products of the weight matrices on the query side are formed once per forward of the body head
+    (:meth:`fold`, shared by the refinement iterations): ``A_h = W_k,h^T W_q,h / sqrt(d)`` maps the normalised
+    query straight to the per-head vector that meets the context tokens, and ``M_h = W_p,h W_v,h`` maps the
+    attention-weighted context back to the output projection. Each attention is then one matrix product in,
+    two batched products over the context and one matrix product out; a step costs a fixed number of small
+    operations, and on a CPU their number sets the time.
+
     Parameters
     ----------
     dim
@@ -167,23 +176,42 @@ class DecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = _feed_forward(dim, dropout)
 
-    def forward(self, q: torch.Tensor, ctx: torch.Tensor, ctx_pad: torch.Tensor) -> torch.Tensor:
-        """``q (B, Q, dim)``; ``ctx (B, N, ctx_dim)`` normalised context; ``ctx_pad (B, N)`` True = padded."""
-        B, Q, D = q.shape
-        N, Dc = ctx.shape[1], self.ctx_dim
-        H = self.heads
+    def fold(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query-side weights ``A (H·Dc, D)`` (scale included) and ``M (D, H·Dc)`` (see the class docstring)."""
+        D = self.q.out_features
+        H, Dc = self.heads, self.ctx_dim
         d = D // H
-        qh = self.q(self.norm_q(q)).view(B, Q, H, d)
         w_k, w_v = self.kv.weight.view(2, H, d, Dc).unbind(0)  # (H, d, Dc) each
-        u = torch.einsum("bqhi,hij->bhqj", qh, w_k).reshape(B, H * Q, Dc)  # W_k,h^T q_h
-        scores = torch.bmm(u, ctx.transpose(1, 2)).view(B, H, Q, N) * (d**-0.5)
-        scores = scores.masked_fill(ctx_pad[:, None, None, :], float("-inf"))
+        A = torch.bmm(w_k.transpose(1, 2), self.q.weight.view(H, d, D)) * (d**-0.5)  # (H, Dc, D)
+        M = torch.bmm(self.proj.weight.view(D, H, d).transpose(0, 1), w_v)  # (H, D, Dc)
+        return A.reshape(H * Dc, D), M.transpose(0, 1).reshape(D, H * Dc)
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        ctx: torch.Tensor,
+        ctx_pad: torch.Tensor | None,
+        folded: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """``q (B, Q, dim)``; ``ctx (B, N, ctx_dim)`` normalised context; ``ctx_pad (B, N)`` True = padded, or
+        None when no token is padded; ``folded``: :meth:`fold` of the current weights (formed here when None)."""
+        B, Q, D = q.shape
+        Dc = self.ctx_dim
+        H = self.heads
+        A, M = self.fold() if folded is None else folded
+        u = F.linear(self.norm_q(q), A).view(B, Q, H, Dc)  # W_k,h^T q_h / sqrt(d)
+        if Q > 1:
+            u = u.transpose(1, 2)
+        scores = torch.bmm(u.reshape(B, H * Q, Dc), ctx.transpose(1, 2))  # (B, H·Q, N)
+        if ctx_pad is not None:
+            scores = scores.masked_fill(ctx_pad[:, None, :], float("-inf"))
         p = torch.softmax(scores, dim=-1)
         if self.training and self.dropout > 0:
             p = F.dropout(p, self.dropout)
-        c = torch.bmm(p.reshape(B, H * Q, N), ctx).view(B, H, Q, Dc)  # Σ_n p_n x_n
-        a = torch.einsum("bhqj,hij->bqhi", c, w_v).reshape(B, Q, D)  # W_v,h (Σ_n p_n x_n)
-        q = q + self.proj(a)
+        c = torch.bmm(p, ctx)  # Σ_n p_n x_n, (B, H·Q, Dc)
+        if Q > 1:
+            c = c.view(B, H, Q, Dc).transpose(1, 2)
+        q = q + F.linear(c.reshape(B, Q, H * Dc), M, self.proj.bias)  # W_p (W_v,h Σ_n p_n x_n) + b_p
         return q + self.ffn(self.norm2(q))
 
 
@@ -263,12 +291,15 @@ class TransformerBodyHead(nn.Module):
         """
         B = tokens.shape[0]
         ctx, pad = self.context(tokens, fused, view_mask, camera_indices)
+        if bool(view_mask.all()):  # nothing to mask (the usual case)
+            pad = None
+        folded = [layer.fold() for layer in self.layers]  # shared by the iterations
         z = pooled.new_zeros(B, self.out.out_features)
         history = []
         for _ in range(self.iters):
             q = self.query.expand(B, 1, -1) + self.state_proj(self.state_norm(z)).unsqueeze(1)
-            for layer in self.layers:
-                q = layer(q, ctx, pad)
+            for layer, f in zip(self.layers, folded, strict=True):
+                q = layer(q, ctx, pad, f)
             z = z + self.out(self.out_norm(q[:, 0]))
             history.append(z)
         return z, history
@@ -316,12 +347,41 @@ class CameraHeads(nn.Module):
             cams = camera_indices.clamp_min(0)
             out = self.head(torch.cat([fused, self.embedding(cams)], dim=-1))
             return out * view_mask.unsqueeze(-1).to(out.dtype)
+        if V == len(self.heads) and bool(view_mask.all()):
+            order = camera_indices.argsort(dim=1)  # (B, C): the view slot of each camera
+            if bool((camera_indices.gather(1, order) == torch.arange(V, device=order.device)).all()):
+                return self._every_camera_once(fused, camera_indices, order)
         out = fused.new_zeros(B, V, self.n_out)
         for c, head in enumerate(self.heads):
             sel = (camera_indices == c) & view_mask
             if bool(sel.any()):
                 out = out.index_put((sel,), head(fused[sel]).to(out.dtype))
         return out
+
+    def _every_camera_once(
+        self, fused: torch.Tensor, camera_indices: torch.Tensor, order: torch.Tensor
+    ) -> torch.Tensor:
+        """The per-camera heads as batched products when every sample has each camera exactly once (all views
+        real): the views are gathered camera-major, each camera's weights are stacked, and the outputs are put
+        back into the view slots. The same numbers as the loop over cameras (up to float rounding), in a fixed
+        number of operations instead of a dozen per camera."""
+        B, V, D = fused.shape
+        x = fused.gather(1, order.unsqueeze(-1).expand(B, V, D)).transpose(0, 1)  # (C, B, D)
+        mods = list(zip(*[list(h) for h in self.heads], strict=True))  # one tuple of C modules per position
+        for group in mods:
+            first = group[0]
+            if isinstance(first, nn.Linear):
+                w = torch.stack([m.weight for m in group])  # (C, out, in)
+                b = torch.stack([m.bias for m in group]).unsqueeze(1)  # (C, 1, out)
+                x = torch.baddbmm(b, x, w.transpose(1, 2))
+            elif isinstance(first, nn.LayerNorm):
+                g = torch.stack([m.weight for m in group]).unsqueeze(1)
+                b = torch.stack([m.bias for m in group]).unsqueeze(1)
+                x = torch.addcmul(b, F.layer_norm(x, first.normalized_shape, eps=first.eps), g)
+            else:  # ReLU, Dropout: the same function for every camera
+                x = first(x)
+        out = x.transpose(0, 1)  # (B, C, n_out), camera-major
+        return out.gather(1, camera_indices.unsqueeze(-1).expand(B, V, out.shape[-1]))
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:

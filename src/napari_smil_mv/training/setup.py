@@ -268,3 +268,22 @@ def set_lr(optimizer: torch.optim.Optimizer, factor: float, freeze_backbone: boo
         if not g.get("is_backbone"):
             head = g["lr"]
     return head
+
+
+def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+    """:func:`torch.nn.utils.clip_grad_norm_` (total 2-norm, ``foreach``), without the multiplication by 1.
+
+    The gradients are scaled by ``min(1, max_norm / (norm + 1e-6))``, as torch does. On a CPU, where reading
+    the norm costs no device synchronisation, gradients whose norm is already within the bound are left as they
+    are instead of being multiplied by exactly 1.0 (one operation per parameter tensor saved). Returns the total
+    norm before clipping.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    coef = max_norm / (total + 1e-6)
+    if total.device.type == "cpu" and bool(coef >= 1.0):
+        return total
+    torch._foreach_mul_(grads, torch.clamp(coef, max=1.0))
+    return total

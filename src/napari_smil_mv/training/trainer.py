@@ -30,6 +30,7 @@ from napari_smil_mv.training.losses import compute_losses, joint_weight_vector
 from napari_smil_mv.training.metrics import ValidationMetrics
 from napari_smil_mv.training.setup import (
     build_spec,
+    clip_grad_norm,
     lr_factor,
     make_optimizer,
     make_runtime,
@@ -205,7 +206,7 @@ class _Run:
         self.scaler.scale(total).backward()
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.opt)
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip, foreach=True)
+            clip_grad_norm(self.net.parameters(), self.cfg.optim.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
         names = [*terms, "total"]
