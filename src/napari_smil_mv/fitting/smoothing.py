@@ -156,7 +156,11 @@ def jitter_to_motion(points_3d: np.ndarray, pair_mask: np.ndarray, span: int) ->
     """Variance ratio ``n / m`` of frame-to-frame jitter to real motion (:func:`jitter_and_motion`), clipped to
     ``[0, 1e6]``: 0 on noise-free smooth tracks, large when the tracks jitter much more than the animal moves;
     NaN when it cannot be measured (fewer than ``2 span + 1`` frames in one run of neighbours)."""
-    noise, motion = jitter_and_motion(points_3d, pair_mask, span)
+    return _variance_ratio(*jitter_and_motion(points_3d, pair_mask, span))
+
+
+def _variance_ratio(noise: float, motion: float) -> float:
+    """``noise / motion`` clipped to ``[0, 1e6]`` (0 without noise), NaN when either is unknown."""
     if not (math.isfinite(noise) and math.isfinite(motion)):
         return float("nan")
     if noise == 0.0:
@@ -228,8 +232,7 @@ def plan_smoothing(
         n, m = jitter_and_motion(points_3d, pairs, span)
         if math.isfinite(n) and math.isfinite(noise) and noise > 0:
             jitter_noise = n / noise**2
-        if math.isfinite(n) and math.isfinite(m):
-            ratio = 0.0 if n == 0.0 else (float(min(n / m, 1e6)) if m > 0 else 1e6)
+        ratio = _variance_ratio(n, m)
         # Only jitter that keypoint noise explains is smoothed harder: frames that are far apart in time but
         # numbered as neighbours (renumbered sparse labels with undetected jumps) "jitter" by the animal's
         # motion, thousands of times the noise variance (white noise: about 6).

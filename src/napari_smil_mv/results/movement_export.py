@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from napari_smil_mv.results.results import Results
+from napari_smil_mv.sessions.video import video_frame_rate
 from napari_smil_mv.utils.atomic import atomic_path
 
 #: Name of the one individual in exported datasets.
@@ -67,15 +68,10 @@ def frame_rate(results: Results, fps: float | None = None) -> float | None:
         return results.fps
     if fps:
         return float(fps)
-    import cv2
-
     for video in results.videos or []:
-        if video and Path(video).is_file():
-            cap = cv2.VideoCapture(str(video))
-            rate = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-            cap.release()
-            if rate and np.isfinite(rate) and rate > 0:
-                return float(rate)
+        rate = video_frame_rate(video) if video else None
+        if rate is not None:
+            return rate
     return None
 
 

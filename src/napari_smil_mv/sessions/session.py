@@ -204,8 +204,7 @@ class Session:
         """
         rates = {}
         for name, view in self.views.items():
-            video = getattr(view, "video", None)
-            rate = getattr(video, "fps", None) if video is not None else None
+            rate = view.video.fps if view.video is not None else None
             if rate:
                 rates[name] = float(rate)
         if not rates:

@@ -18,6 +18,21 @@ from pathlib import Path
 import numpy as np
 
 
+def video_frame_rate(path: str | Path) -> float | None:
+    """Frame rate (Hz) stated in a video file's header (OpenCV, no frame decoded); None when the file is missing,
+    unreadable or states no rate."""
+    if not Path(path).is_file():
+        return None
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        rate = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
+    finally:
+        capture.release()
+    return rate if np.isfinite(rate) and 0.0 < rate < 1e5 else None
+
+
 class VideoMissingWarning(UserWarning):
     """A session's video file could not be found or opened; blank frames are shown instead."""
 
@@ -259,17 +274,7 @@ class LazyVideo:
         Read once with OpenCV (header only, no frame decoded).
         """
         if not hasattr(self, "_fps"):
-            self._fps: float | None = None
-            if self.path is not None and self.path.is_file():
-                import cv2
-
-                capture = cv2.VideoCapture(str(self.path))
-                try:
-                    rate = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
-                finally:
-                    capture.release()
-                if np.isfinite(rate) and 0.0 < rate < 1e5:
-                    self._fps = rate
+            self._fps: float | None = video_frame_rate(self.path) if self.path is not None else None
         return self._fps
 
     # -- array interface ---------------------------------------------------------------------------------
