@@ -3,20 +3,11 @@ leave-one-camera-out on the real minimal_session."""
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from napari_smil_mv.fitting import FitConfig, fit
 from napari_smil_mv.fitting.smoothing import jitter_to_motion, plan_smoothing
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-SESSION = SHARED / "external" / "sleap-anipose" / "minimal_session"
-MODEL = SHARED / "models" / "SMILy_Mouse_static_joints.pkl"
-JOINT_MAP = REPO / "examples" / "minimal_session_mouse_joint_lookup.csv"
 
 
 def _track(T: int = 90, noise: float = 0.0, seed: int = 0) -> np.ndarray:
@@ -42,7 +33,9 @@ def test_jitter_to_motion_ratio():
     assert plan.acc_weight_gain == pytest.approx(min(max(1.0, 3.0 * plan.jitter_to_motion), 1e4))
     assert plan.acc_weight_gain > 10.0  # the default is adaptive
     assert plan.to_dict()["jitter_to_noise"] == pytest.approx(plan.jitter_to_noise)
-    off = plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig(smooth_adaptive_gain=0.0), sigma)
+    off = plan_smoothing(
+        np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig(smooth_adaptive_gain=0.0), sigma
+    )
     assert off.acc_weight_gain == 1.0
     # jitter far above what the keypoint noise explains (motion between non-adjacent frames): gain stays 1
     loud = plan_smoothing(np.arange(90), _track(noise=1e-2), 1.0, 30.0, FitConfig(), sigma / 10.0)
@@ -76,29 +69,11 @@ def test_adaptive_smoothing_on_synthetic_clips():
     assert errors["on"] < 0.9 * errors["off"]
 
 
-@pytest.mark.skipif(
-    not (SESSION.is_dir() and MODEL.is_file()), reason="../shared minimal_session/model absent"
-)
-def test_adaptive_smoothing_leave_one_out_on_the_real_minimal_session(tmp_path):
+def test_adaptive_smoothing_leave_one_out_on_the_real_minimal_session(minimal_session_leave_one_out):
     """minimal_session without points3d.h5: with the default (smooth_adaptive_gain=3) the fit/DLT of the left-out
     camera is measured back 0.990, mid 0.717, top 0.779 (gain 0: 0.980, 0.810, 0.843); jitter/motion ~2000-3300,
     jitter/noise 1.3-19 (the gain applies)."""
-    from napari_smil_mv.body import load_smil_model
-    from napari_smil_mv.fitting import fit_data_from_session
-    from napari_smil_mv.fitting.validate import leave_one_camera_out
-    from napari_smil_mv.sessions import JointMap, load_session
-
-    session_dir = tmp_path / "minimal_session"
-    session_dir.mkdir()
-    for item in SESSION.iterdir():
-        if item.name != "points3d.h5":
-            (session_dir / item.name).symlink_to(item)
-    model = load_smil_model(MODEL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        session = load_session(session_dir)
-    data = fit_data_from_session(session, JointMap.read(JOINT_MAP), model.joint_names)
-    rows = {r.camera: r for r in leave_one_camera_out(model, data, FitConfig())}
+    rows = minimal_session_leave_one_out
     assert set(rows) == {"back", "mid", "top"}
     assert rows["mid"].ratio <= 0.75 and rows["top"].ratio <= 0.8
     assert rows["back"].ratio <= 1.0
