@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtWidgets import QCheckBox, QFileDialog, QFormLayout, QGroupBox, QVBoxLayout, QWidget
 
 from napari_smil_mv.napari.widgets.widget_parts import (
+    RunsOneJob,
     add_buttons,
     add_job_controls,
     add_path_row,
@@ -38,7 +39,7 @@ def shown_results_path(viewer: Any) -> str | None:
     return None
 
 
-class ExportWidget(QWidget):
+class ExportWidget(RunsOneJob, QWidget):
     """Dock widget for the exports (see the module docstring).
 
     Parameters
@@ -184,17 +185,15 @@ class ExportWidget(QWidget):
             overwrite=overwrite,
             cancel=self._cancel,
         )
-        worker.yielded.connect(self._on_event)
-        worker.returned.connect(self._on_done)
-        worker.errored.connect(lambda exc: self._say(f"Overlay failed: {exc}"))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.written = []
         self.progress.setValue(0)
-        self._set_running(True)
-        self._say(f"Writing overlay videos to {out}…")
-        worker.start()
-        return worker
+        return self._start_job(
+            worker,
+            f"Writing overlay videos to {out}…",
+            yielded=self._on_event,
+            returned=self._on_done,
+            errored=lambda exc: self._say(f"Overlay failed: {exc}"),
+        )
 
     def stop(self) -> None:
         """Ask the overlay job to stop (the camera being written is discarded)."""
@@ -213,7 +212,3 @@ class ExportWidget(QWidget):
         self._say(
             ("Stopped; " if self._cancel.is_set() else "") + f"wrote {len(self.written)} overlay video(s)"
         )
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self._set_running(False)

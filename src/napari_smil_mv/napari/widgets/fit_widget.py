@@ -36,6 +36,7 @@ from napari_smil_mv.napari.widgets.config_hints import fit_hints
 from napari_smil_mv.napari.widgets.fit_quality_view import FitQualityView
 from napari_smil_mv.napari.widgets.live_plot import LivePlot
 from napari_smil_mv.napari.widgets.widget_parts import (
+    RunsOneJob,
     add_buttons,
     add_job_controls,
     add_path_row,
@@ -64,7 +65,7 @@ def fit_worker(
     return outcome
 
 
-class FitWidget(QWidget):
+class FitWidget(RunsOneJob, QWidget):
     """Dock widget for fitting (see the module docstring).
 
     Parameters
@@ -183,19 +184,17 @@ class FitWidget(QWidget):
             self._cancel,
             session_id_of(session),
         )
-        worker.yielded.connect(self._on_event)
-        worker.returned.connect(self._on_done)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.outcome = None
         self.loss_plot.clear()
         self._stage_x.clear()
         self.progress.setValue(0)
-        self._set_running(True)
-        self._say(f"Fitting {session.name}…")
-        worker.start()
-        return worker
+        return self._start_job(
+            worker,
+            f"Fitting {session.name}…",
+            yielded=self._on_event,
+            returned=self._on_done,
+            errored=self._on_error,
+        )
 
     def stop(self) -> None:
         """Ask the running fit to stop at its next report (the last iterate is kept)."""
@@ -237,10 +236,6 @@ class FitWidget(QWidget):
 
     def _on_error(self, exc: Exception) -> None:
         self._say(f"Fit failed: {exc}")
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self._set_running(False)
 
     # ------------------------------------------------------------------------------------------ files
     def _save_dialog(self) -> None:

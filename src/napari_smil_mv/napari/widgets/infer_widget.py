@@ -27,6 +27,7 @@ from napari_smil_mv.inference.options import InferOptions
 from napari_smil_mv.napari.widgets.config_forms import ConfigForm
 from napari_smil_mv.napari.widgets.config_hints import infer_hints
 from napari_smil_mv.napari.widgets.widget_parts import (
+    RunsOneJob,
     add_buttons,
     add_job_controls,
     add_path_row,
@@ -51,7 +52,7 @@ def infer_worker(checkpoint: str, target: Any, options: InferOptions, cancel):
     return results, pr.model_data
 
 
-class InferWidget(QWidget):
+class InferWidget(RunsOneJob, QWidget):
     """Dock widget for network inference (see the module docstring)."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -140,17 +141,15 @@ class InferWidget(QWidget):
             return None
         self._cancel = threading.Event()
         worker = create_worker(infer_worker, checkpoint, target, options, self._cancel)
-        worker.yielded.connect(self._on_event)
-        worker.returned.connect(self._on_done)
-        worker.errored.connect(lambda exc: self._say(f"Inference failed: {exc}"))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.results = []
         self.progress.setValue(0)
-        self._set_running(True)
-        self._say("Loading the network…")
-        worker.start()
-        return worker
+        return self._start_job(
+            worker,
+            "Loading the network…",
+            yielded=self._on_event,
+            returned=self._on_done,
+            errored=lambda exc: self._say(f"Inference failed: {exc}"),
+        )
 
     def stop(self) -> None:
         """Stop at the next batch (nothing is shown)."""
@@ -177,10 +176,6 @@ class InferWidget(QWidget):
             f"{m['reprojection_px_median']:.2f} px, PCK@5 {m['pck_5px']:.2f}"
         )
         self.progress.setValue(1000)
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self._set_running(False)
 
     # ------------------------------------------------------------------------------------------ saving
     def _save_dialog(self, kind: str) -> None:

@@ -26,7 +26,12 @@ from qtpy.QtWidgets import (
 from napari_smil_mv.napari.widgets.config_forms import ConfigForm
 from napari_smil_mv.napari.widgets.config_hints import train_hints
 from napari_smil_mv.napari.widgets.live_plot import LivePlot
-from napari_smil_mv.napari.widgets.widget_parts import add_job_controls, ask_yes_no, wrapping_label
+from napari_smil_mv.napari.widgets.widget_parts import (
+    RunsOneJob,
+    add_job_controls,
+    ask_yes_no,
+    wrapping_label,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -71,7 +76,7 @@ def train_worker(config: Any, resume: bool, cancel: threading.Event, overwrite: 
     yield from train_iter(config, resume=resume, cancel=cancel, overwrite=overwrite)
 
 
-class TrainWidget(QWidget):
+class TrainWidget(RunsOneJob, QWidget):
     """Dock widget for training the network (see the module docstring)."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -209,24 +214,18 @@ class TrainWidget(QWidget):
             self.metric_plot.clear()
         self._cancel = threading.Event()
         worker = create_worker(train_worker, cfg, resume, self._cancel, bool(overwrite))
-        worker.yielded.connect(self._on_event)
-        worker.errored.connect(lambda exc: self._say(f"Training failed: {exc}"))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self._set_running(True)
-        self._say("Resuming…" if resume else "Starting…")
-        worker.start()
-        return worker
+        return self._start_job(
+            worker,
+            "Resuming…" if resume else "Starting…",
+            yielded=self._on_event,
+            errored=lambda exc: self._say(f"Training failed: {exc}"),
+        )
 
     def stop(self) -> None:
         """Ask the trainer to write a resumable checkpoint and stop after the current step."""
         self._cancel.set()
         if self.worker is not None:
             self._say("Stopping after this step…")
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self._set_running(False)
 
     def _on_event(self, ev) -> None:
         self.last_event = ev

@@ -8,6 +8,7 @@ widgets consistent and short.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from qtpy.QtWidgets import (
     QBoxLayout,
@@ -101,3 +102,37 @@ def spin_box(lo: int, hi: int, value: int) -> QSpinBox:
     box.setRange(lo, hi)
     box.setValue(value)
     return box
+
+
+class RunsOneJob:
+    """Mixin for a dock widget that runs one napari worker at a time.
+
+    The widget provides ``self.worker`` (None when idle), ``_set_running(bool)`` (enables its buttons) and
+    ``_say(str)`` (its status line); :meth:`_start_job` wires a created worker's signals, shows ``message`` and
+    starts it, and :meth:`_on_finished` clears the worker and the running state (also after an error or a stop).
+    """
+
+    def _start_job(
+        self,
+        worker: Any,
+        message: str,
+        *,
+        errored: Callable[[Exception], None],
+        yielded: Callable[[Any], None] | None = None,
+        returned: Callable[[Any], None] | None = None,
+    ) -> Any:
+        if yielded is not None:
+            worker.yielded.connect(yielded)
+        if returned is not None:
+            worker.returned.connect(returned)
+        worker.errored.connect(errored)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_running(True)
+        self._say(message)
+        worker.start()
+        return worker
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._set_running(False)
