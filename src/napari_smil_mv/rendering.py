@@ -322,6 +322,34 @@ def draw_keypoints(
     return img
 
 
+def blend_mesh(
+    image: np.ndarray,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    camera: Any,
+    color: Sequence[float],
+    alpha: float,
+) -> np.ndarray:
+    """``image`` ``(H, W, 3)`` uint8 RGB with the shaded mesh (:func:`render_mesh`) blended over it at ``alpha``."""
+    mesh = render_mesh(vertices, faces, camera, image, color=color)
+    return np.clip(image * (1.0 - alpha) + mesh * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+def draw_crosses(
+    image: np.ndarray, points2d: np.ndarray, color: Sequence[int] | np.ndarray, size: int
+) -> np.ndarray:
+    """Draw ``(N, 2)`` px ``(x, y)`` points as crosses of ``size`` px with a black outline, *in place* on the
+    ``(H, W, 3)`` uint8 ``image`` (returned); ``color`` RGB ``(3,)`` or per point ``(N, 3)``; NaN rows are skipped."""
+    pts = np.asarray(points2d, dtype=np.float64).reshape(-1, 2)
+    cols = np.broadcast_to(np.asarray(color, dtype=int), (len(pts), 3))
+    for (x, y), c in zip(pts, cols, strict=True):
+        if np.isfinite(x) and np.isfinite(y) and abs(x) < 1e6 and abs(y) < 1e6:
+            centre = (int(round(x)), int(round(y)))
+            cv2.drawMarker(image, centre, (0, 0, 0), cv2.MARKER_CROSS, size + 2, 3, cv2.LINE_AA)
+            cv2.drawMarker(image, centre, tuple(int(v) for v in c), cv2.MARKER_CROSS, size, 1, cv2.LINE_AA)
+    return image
+
+
 def textured_background(size: tuple[int, int], seed: int = 0, grid_spacing: int = 48) -> np.ndarray:
     """A procedural floor texture: multi-octave smooth noise in sand tones, pebbles and a faint grid.
 

@@ -64,27 +64,19 @@ def fit_overlay(
     np.ndarray
         ``(H, W, 3)`` uint8 RGB.
     """
-    import cv2
-
-    from napari_smil_mv.rendering import draw_keypoints, render_mesh
+    from napari_smil_mv.rendering import blend_mesh, draw_crosses, draw_keypoints
 
     img = np.asarray(frame, dtype=np.uint8)
     img = np.repeat(img[..., :1], 3, axis=2) if img.ndim == 3 and img.shape[2] == 1 else img[..., :3]
-    img = np.ascontiguousarray(img)
-    mesh = render_mesh(vertices, faces, camera, img, color=MESH_RGB, wireframe=False)
-    out = np.clip(img * (1 - MESH_ALPHA) + mesh * MESH_ALPHA + 0.5, 0, 255).astype(np.uint8)
+    out = blend_mesh(np.ascontiguousarray(img), vertices, faces, camera, MESH_RGB, MESH_ALPHA)
     n = 0 if observed is None else len(observed)
     cols = np.full((n, 3), (255, 230, 60)) if colors is None else np.asarray(colors)
     if observed is not None:
         out = draw_keypoints(out, observed, cols, radius=max(4.0, 0.009 * max(img.shape[:2])))
     if predicted is not None:
-        size = max(7, int(0.02 * max(img.shape[:2])))
-        for k, (x, y) in enumerate(np.asarray(predicted, dtype=np.float64)):
-            if np.isfinite(x) and np.isfinite(y):
-                c = tuple(int(v) for v in cols[k % len(cols)]) if len(cols) else (255, 255, 255)
-                centre = (int(round(x)), int(round(y)))
-                cv2.drawMarker(out, centre, (0, 0, 0), cv2.MARKER_CROSS, size + 2, 3, cv2.LINE_AA)
-                cv2.drawMarker(out, centre, c, cv2.MARKER_CROSS, size, 1, cv2.LINE_AA)
+        m = len(predicted)
+        per_point = cols[np.arange(m) % len(cols)] if len(cols) else np.full((m, 3), 255)
+        out = draw_crosses(out, predicted, per_point, max(7, int(0.02 * max(img.shape[:2]))))
     return out
 
 

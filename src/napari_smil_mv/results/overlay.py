@@ -123,25 +123,18 @@ def paint_frame(
     np.ndarray
         ``(H, W, 3)`` uint8 RGB.
     """
-    import cv2
-
-    from napari_smil_mv.rendering import draw_keypoints, render_mesh
+    from napari_smil_mv.rendering import blend_mesh, draw_crosses, draw_keypoints
 
     img = np.asarray(frame, dtype=np.uint8)
     img = np.repeat(img[..., :1], 3, axis=2) if img.ndim == 2 or img.shape[2] == 1 else img[..., :3]
     img = np.ascontiguousarray(img.reshape(img.shape[0], img.shape[1], 3))
-    out = img
     if vertices is not None and faces is not None:
-        mesh = render_mesh(vertices, faces, camera, img, color=MESH_RGB)
-        out = np.clip(img * (1.0 - MESH_ALPHA) + mesh * MESH_ALPHA + 0.5, 0, 255).astype(np.uint8)
+        out = blend_mesh(img, vertices, faces, camera, MESH_RGB, MESH_ALPHA)
+    else:
+        out = img.copy()  # never draw into the caller's frame
     scale = max(img.shape[:2])
     if observed is not None:  # crosses under the discs: both stay visible where they agree
-        size = max(8, int(0.014 * scale))
-        for x, y in np.asarray(observed, dtype=np.float64):
-            if np.isfinite(x) and np.isfinite(y) and abs(x) < 1e6 and abs(y) < 1e6:
-                centre = (int(round(x)), int(round(y)))
-                cv2.drawMarker(out, centre, (0, 0, 0), cv2.MARKER_CROSS, size + 2, 3, cv2.LINE_AA)
-                cv2.drawMarker(out, centre, DATA_RGB, cv2.MARKER_CROSS, size, 1, cv2.LINE_AA)
+        draw_crosses(out, observed, DATA_RGB, max(8, int(0.014 * scale)))
     if model_points is not None and len(model_points):
         out = draw_keypoints(out, model_points, MODEL_RGB, edges=edges, radius=max(2.0, 0.004 * scale))
     return out
