@@ -14,7 +14,12 @@ napari). It creates a hidden viewer (not timed), then times from the call until 
   (napari centres the sliders: every video is also decoded at its middle frame), grid layout;
 * ``current``: ``napari_smil_mv.api.load_session(viewer, path)``: one probe per video that also serves frame 0,
   only the per-camera layers (the world layers are created by the first switch to the world layout), added
-  without a selection change each and starting at the first frame (:mod:`napari_smil_mv.napari.batch_add`).
+  without a selection change each and starting at the first frame (:mod:`napari_smil_mv.napari.batch_add`);
+* ``gc-on`` (only with ``--variants``): ``current`` with Python's garbage collector left running while the layers
+  are built (``batch_add.gc_paused`` made a no-op), to measure what pausing it saves;
+* ``text-drawn`` (only with ``--variants``): ``current`` with napari's empty text visuals of the Points layers
+  drawn (``empty_text.skip_empty_text`` made a no-op), to measure what skipping them saves;
+  ``gc-on+text-drawn`` is the open before both.
 
 The variants alternate (baseline, current, baseline, ...) so machine load affects both alike; the medians of the wall
 time and of the process CPU time (all threads; less sensitive to other processes) and their ratios are printed. Target: ``current`` under 3 s for the 4-camera sleap-anipose sample on a quiet machine.
@@ -61,6 +66,16 @@ def _measure(variant: str, path: str) -> dict:
         layers = [viewer.add_layer(Layer.create(d, dict(k), t)) for d, k, t in data]
         api.set_layout(viewer, "grid")
     else:
+        if "gc-on" in variant.split("+"):
+            import contextlib
+
+            from napari_smil_mv.napari import batch_add, scripting
+
+            batch_add.gc_paused = scripting.gc_paused = contextlib.nullcontext
+        if "text-drawn" in variant.split("+"):
+            from napari_smil_mv.napari import batch_add, results_view
+
+            batch_add.skip_empty_text = results_view.skip_empty_text = lambda viewer, layers: 0
         api.load_session(viewer, path)
         layers = list(viewer.layers)
     t_open = time.perf_counter() - t0
@@ -84,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         "path", nargs="?", default=str(DEFAULT), help="session folder, calibration.toml or .slp"
     )
     parser.add_argument("--repeats", type=int, default=3, help="measurements per variant (default 3)")
+    parser.add_argument(
+        "--variants",
+        default="baseline,current",
+        help="comma-separated, from baseline, current, gc-on, text-drawn (default baseline,current)",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -98,7 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("DISPLAY"):
         print("no display: run under xvfb-run -a", file=sys.stderr)
         return 2
-    runs: dict[str, list[dict]] = {"baseline": [], "current": []}
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = {p for v in variants for p in v.split("+")} - {"baseline", "current", "gc-on", "text-drawn"}
+    if unknown or "current" not in variants:
+        print(f"--variants: unknown {sorted(unknown)} or 'current' missing", file=sys.stderr)
+        return 2
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
     for _ in range(args.repeats):
         for variant in runs:
             proc = subprocess.run(
@@ -119,17 +144,25 @@ def main(argv: list[str] | None = None) -> int:
             )
     med = {v: statistics.median(r["open_and_draw_s"] for r in rs) for v, rs in runs.items()}
     cpu = {v: statistics.median(r["cpu_s"] for r in rs) for v, rs in runs.items()}
-    n_layers = {v: rs[0]["n_layers"] for v, rs in runs.items()}
+    labels = {
+        "baseline": "baseline (per-layer add)",
+        "current": "current (api.load_session)",
+        "gc-on": "current, collector running",
+        "text-drawn": "current, empty text drawn",
+    }
     print(
-        f"session {Path(args.path).name}: {n_layers['baseline']} layers (baseline), {n_layers['current']} "
-        f"(current), {args.repeats} fresh processes per variant"
+        f"session {Path(args.path).name}: "
+        + ", ".join(f"{rs[0]['n_layers']} layers ({v})" for v, rs in runs.items())
+        + f"; {args.repeats} fresh processes per variant"
     )
+    for v in runs:
+        ratio = ""
+        if v != "current":
+            ratio = f"; current/{v} {med['current'] / med[v]:.2f} (CPU {cpu['current'] / cpu[v]:.2f})"
+        print(
+            f"{labels.get(v, 'current, ' + v):<28} median {med[v]:.2f} s (open + first draw), CPU {cpu[v]:.2f} s{ratio}"
+        )
     print(
-        f"baseline (per-layer add)   median {med['baseline']:.2f} s (open + first draw), CPU {cpu['baseline']:.2f} s"
-    )
-    print(f"current (api.load_session) median {med['current']:.2f} s, CPU {cpu['current']:.2f} s")
-    print(
-        f"ratio current/baseline {med['current'] / med['baseline']:.2f} (CPU {cpu['current'] / cpu['baseline']:.2f}); "
         f"target < {TARGET_S:.0f} s: "
         + ("met" if med["current"] < TARGET_S else "MISSED (check the machine load)")
     )

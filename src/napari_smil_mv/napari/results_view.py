@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_smil_mv.napari.empty_text import skip_empty_text
 from napari_smil_mv.napari.layers.results_layers import (
     RESULT_CAMERA_ROLES,
     RESULT_ROLES,
@@ -304,6 +305,7 @@ def add_results_layers(
         layer = Layer.create(data, kwargs, layer_type)
         _place(viewer, layer)
         added.append(layer)
+    skip_empty_text(viewer, added)
     per_frame = [la for la in added if meta(la).get("mesh_mode") == "per_frame"]
     if per_frame and results is not None and model is not None:
         _track(viewer, PerFrameMeshes(viewer, results, model, per_frame))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_smil_mv.napari.batch_add import add_layers
+from napari_smil_mv.napari.batch_add import add_layers, gc_paused
 from napari_smil_mv.napari.dims_sliders import hide_unused_sliders, keep_sliders_hidden, restore_ranges
 from napari_smil_mv.napari.layers.session_layers import LAYERS_PER_CAMERA, session_layer_data
 from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
@@ -176,9 +176,10 @@ def show_session(
             kwargs["visible"] = kwargs["metadata"][_KEY]["camera"] is None
     empty = len(viewer.layers) == 0
     prefetch_first_frames(data, 0 if empty else None)  # decoded while napari builds the layers
-    layers = add_layers(viewer, data, first_step=True)  # an empty viewer starts at the first frame
-    if layout is not None:
-        set_layout(viewer, layout)
+    with gc_paused():  # napari's many new objects: see napari.batch_add
+        layers = add_layers(viewer, data, first_step=True)  # an empty viewer starts at the first frame
+        if layout is not None:
+            set_layout(viewer, layout)
     return layers
 
 
