@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_smil_mv.napari.batch_add import gc_paused
 from napari_smil_mv.napari.empty_text import skip_empty_text
 from napari_smil_mv.napari.layers.results_layers import (
     RESULT_CAMERA_ROLES,
@@ -296,20 +297,21 @@ def add_results_layers(
     current = layout_of(viewer)
     # napari's grid makes every insertion cost O(layers²): off while inserting, set_layout turns it back on
     viewer.canvas.grid.enabled = False
-    added = []
-    for data, kwargs, layer_type in layer_data:
-        m = kwargs["metadata"]["napari_smil_mv"]
-        if m["camera"] is not None and not session_layers(viewer, m["session"], camera=m["camera"]):
-            continue
-        kwargs = dict(kwargs, visible=(current == "world") == (m["camera"] is None))
-        layer = Layer.create(data, kwargs, layer_type)
-        _place(viewer, layer)
-        added.append(layer)
-    skip_empty_text(viewer, added)
-    per_frame = [la for la in added if meta(la).get("mesh_mode") == "per_frame"]
-    if per_frame and results is not None and model is not None:
-        _track(viewer, PerFrameMeshes(viewer, results, model, per_frame))
-    set_layout(viewer, layout or current or "grid")
+    with gc_paused():  # napari's many new objects (see napari.batch_add)
+        added = []
+        for data, kwargs, layer_type in layer_data:
+            m = kwargs["metadata"]["napari_smil_mv"]
+            if m["camera"] is not None and not session_layers(viewer, m["session"], camera=m["camera"]):
+                continue
+            kwargs = dict(kwargs, visible=(current == "world") == (m["camera"] is None))
+            layer = Layer.create(data, kwargs, layer_type)
+            _place(viewer, layer)
+            added.append(layer)
+        skip_empty_text(viewer, added)
+        per_frame = [la for la in added if meta(la).get("mesh_mode") == "per_frame"]
+        if per_frame and results is not None and model is not None:
+            _track(viewer, PerFrameMeshes(viewer, results, model, per_frame))
+        set_layout(viewer, layout or current or "grid")
     return added
 
 
