@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     t_viewer = time.perf_counter() - t0
 
     # the steps of api.load_session(viewer, path), timed one by one
-    from napari_smil_mv.napari.batch_add import add_layers
+    from napari_smil_mv.napari.batch_add import add_layers, gc_paused
     from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
     from napari_smil_mv.sessions import load_session
 
@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     data = api.session_layer_data(session, session_id=sid, layout="grid", world=False)  # as show_session
     prefetch_first_frames(data, 0)  # as show_session does for an empty viewer
     stages["build layer data"], t = time.perf_counter() - t, time.perf_counter()
-    add_layers(viewer, data, first_step=True)
-    stages["add layers"], t = time.perf_counter() - t, time.perf_counter()
-    api.set_layout(viewer, "grid")
-    stages["grid layout"], t = time.perf_counter() - t, time.perf_counter()
+    with gc_paused():  # as show_session
+        add_layers(viewer, data, first_step=True)
+        stages["add layers"], t = time.perf_counter() - t, time.perf_counter()
+        api.set_layout(viewer, "grid")
+        stages["grid layout"], t = time.perf_counter() - t, time.perf_counter()
     img = viewer.screenshot(canvas_only=True)
     stages["first screenshot"] = time.perf_counter() - t
     t_open = time.perf_counter() - t0
