@@ -75,3 +75,22 @@ def test_opening_a_session_draws_no_empty_text(viewer, tmp_path):
     api.set_layout(viewer, "world")  # the world layers come in a batch too; the camera names keep their text
     names = api.session_layers(viewer, role="camera_names")
     assert names and all(_text_node(viewer, la).visible for la in names)
+
+
+@pytest.mark.gui
+def test_reader_layers_draw_no_empty_text_and_other_layers_are_left_alone(viewer, tmp_path):
+    from napari_smil_mv.demo.synthetic_session import write_synthetic_session
+
+    session = write_synthetic_session(tmp_path / "demo", n_cameras=2, n_frames=4, image_size=(160, 120), seed=1)
+    other = viewer.add_points(np.array([[0.0, 1.0, 1.0]]), name="not ours")  # before the reader: untouched
+    layers = viewer.open(str(session), plugin="napari-smil-mv")  # napari adds the reader's layers itself
+    points = [la for la in layers if la._type_string == "points"]
+    assert len(points) == 4
+    assert not any(_text_node(viewer, la).visible for la in points)
+    later = viewer.add_points(np.array([[0.0, 2.0, 2.0]]), name="also not ours")
+    assert _text_node(viewer, other).visible and _text_node(viewer, later).visible  # napari's default kept
+    viewer.open(str(session), plugin="napari-smil-mv")  # a second read connects no second handler
+    from napari_smil_mv.napari.empty_text import _WATCHED
+
+    assert list(_WATCHED).count(viewer) == 1
+    viewer.screenshot(canvas_only=True)

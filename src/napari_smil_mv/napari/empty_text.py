@@ -8,7 +8,9 @@ sample, whose 8 Points layers (keypoints and reprojections) carry no text.
 
 :func:`skip_empty_text` hides the Text visual of such layers and shows it again as soon as the layer's text settings
 make it show text (``layer.text = "{node}"``, the "display text" box of the layer controls): the picture is the same,
-only the empty draw is gone. It reaches napari's vispy layer through the viewer's private canvas
+only the empty draw is gone. The readers (which return layer data and let napari add the layers) use
+:func:`watch_viewer` instead: the viewer then does the same for this package's layers as napari inserts them.
+It reaches napari's vispy layer through the viewer's private canvas
 (``viewer.window._qt_viewer.canvas.layer_to_visual``); when that is not there (another napari version, no Qt
 window), it does nothing and napari draws as before.
 """
@@ -18,6 +20,10 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 from typing import Any
+
+#: Viewers whose inserted layers :func:`watch_viewer` already follows.
+_WATCHED: weakref.WeakSet = weakref.WeakSet()
+METADATA_KEY = "napari_smil_mv"
 
 
 def shows_text(layer: Any) -> bool:
@@ -76,3 +82,41 @@ def skip_empty_text(viewer: Any, layers: Iterable[Any]) -> int:
         layer.text.events.connect(follow)
         hidden += not node.visible
     return hidden
+
+
+def watch_viewer(viewer: Any) -> bool:
+    """From now on, apply :func:`skip_empty_text` to every layer of this package inserted into ``viewer``.
+
+    For layers napari adds itself (the npe2 readers and sample data return layer data). A layer is this
+    package's when its metadata holds ``"napari_smil_mv"``; other plugins' layers are left alone. Connected
+    once per viewer, after napari's own handler (which builds the vispy layer). Returns False when ``viewer``
+    is None or cannot be followed.
+    """
+    if viewer is None:
+        return False
+    try:
+        if viewer in _WATCHED:
+            return True
+        viewer_ref = weakref.ref(viewer)
+        inserted = viewer.layers.events.inserted
+    except (AttributeError, TypeError):
+        return False
+
+    def on_inserted(event: Any) -> None:
+        viewer, layer = viewer_ref(), getattr(event, "value", None)
+        if viewer is not None and METADATA_KEY in (getattr(layer, "metadata", None) or {}):
+            skip_empty_text(viewer, [layer])
+
+    inserted.connect(on_inserted, position="last")
+    _WATCHED.add(viewer)
+    return True
+
+
+def watch_current_viewer() -> bool:
+    """:func:`watch_viewer` on napari's current viewer (the one a reader is reading for), if there is one."""
+    try:
+        import napari
+
+        return watch_viewer(napari.current_viewer())
+    except Exception:  # no napari window, no Qt: nothing to follow
+        return False

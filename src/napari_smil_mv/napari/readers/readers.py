@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from napari_smil_mv.napari.empty_text import watch_current_viewer
 from napari_smil_mv.napari.layers.session_layers import LayerDataTuple, session_layer_data
 from napari_smil_mv.napari.layers.video_array import prefetch_first_frames
 from napari_smil_mv.napari.readers.reader_paths import single_path
@@ -70,6 +71,7 @@ def _session_layers(p: Path) -> list[LayerDataTuple]:
     sid = register_session(session)
     data = session_layer_data(session, session_id=sid, layout="mosaic", world=False)
     prefetch_first_frames(data)  # decoded in the background while napari adds the layers
+    watch_current_viewer()  # the Points layers napari adds next draw no empty text (napari.empty_text)
     return data
 
 
@@ -96,4 +98,6 @@ def read_slp(path: Any) -> list[LayerDataTuple]:
         return _session_layers(p)
     from napari_smil_mv.napari.layers.labels_view import labels_layer_data
 
-    return labels_layer_data(p)
+    data = labels_layer_data(p)
+    watch_current_viewer()
+    return data

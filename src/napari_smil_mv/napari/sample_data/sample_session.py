@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from napari_smil_mv.napari.empty_text import watch_current_viewer
 from napari_smil_mv.napari.layers.session_layers import LayerDataTuple, session_layer_data
 from napari_smil_mv.napari.registry import register_session
 
@@ -52,4 +53,6 @@ def make_synthetic_session_sample(
     )
     session = load_session(folder)
     sid = register_session(session)
-    return session_layer_data(session, session_id=sid, layout="mosaic", world=False)
+    data = session_layer_data(session, session_id=sid, layout="mosaic", world=False)
+    watch_current_viewer()  # no empty text drawn for its Points layers (napari.empty_text)
+    return data
