@@ -81,7 +81,9 @@ def test_opening_a_session_draws_no_empty_text(viewer, tmp_path):
 def test_reader_layers_draw_no_empty_text_and_other_layers_are_left_alone(viewer, tmp_path):
     from napari_smil_mv.demo.synthetic_session import write_synthetic_session
 
-    session = write_synthetic_session(tmp_path / "demo", n_cameras=2, n_frames=4, image_size=(160, 120), seed=1)
+    session = write_synthetic_session(
+        tmp_path / "demo", n_cameras=2, n_frames=4, image_size=(160, 120), seed=1
+    )
     other = viewer.add_points(np.array([[0.0, 1.0, 1.0]]), name="not ours")  # before the reader: untouched
     layers = viewer.open(str(session), plugin="napari-smil-mv")  # napari adds the reader's layers itself
     points = [la for la in layers if la._type_string == "points"]
@@ -94,3 +96,14 @@ def test_reader_layers_draw_no_empty_text_and_other_layers_are_left_alone(viewer
 
     assert list(_WATCHED).count(viewer) == 1
     viewer.screenshot(canvas_only=True)
+
+
+@pytest.mark.gui
+def test_a_layer_is_followed_once(viewer):
+    from napari_smil_mv.napari.empty_text import skip_empty_text
+
+    layer = viewer.add_points(np.array([[0.0, 1.0, 1.0]]))
+    n = len(layer.text.events.callbacks)
+    assert skip_empty_text(viewer, [layer]) == 1
+    assert skip_empty_text(viewer, [layer]) == 1
+    assert len(layer.text.events.callbacks) == n + 1

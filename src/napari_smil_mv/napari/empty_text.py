@@ -23,6 +23,8 @@ from typing import Any
 
 #: Viewers whose inserted layers :func:`watch_viewer` already follows.
 _WATCHED: weakref.WeakSet = weakref.WeakSet()
+#: Layers whose Text visual :func:`skip_empty_text` already keeps in step.
+_FOLLOWED: weakref.WeakSet = weakref.WeakSet()
 METADATA_KEY = "napari_smil_mv"
 
 
@@ -70,6 +72,9 @@ def skip_empty_text(viewer: Any, layers: Iterable[Any]) -> int:
         node = _text_node(viewer, layer)
         if node is None:
             continue
+        if layer in _FOLLOWED:  # already followed (a watched viewer that also got the layer in a batch)
+            hidden += not node.visible
+            continue
         node_ref = weakref.ref(node)
         layer_ref = weakref.ref(layer)
 
@@ -80,6 +85,7 @@ def skip_empty_text(viewer: Any, layers: Iterable[Any]) -> int:
 
         follow()
         layer.text.events.connect(follow)
+        _FOLLOWED.add(layer)
         hidden += not node.visible
     return hidden
 
