@@ -18,14 +18,13 @@ window), it does nothing and napari draws as before.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 #: Viewers whose inserted layers :func:`watch_viewer` already follows.
 _WATCHED: weakref.WeakSet = weakref.WeakSet()
 #: Layers whose Text visual :func:`skip_empty_text` already keeps in step.
 _FOLLOWED: weakref.WeakSet = weakref.WeakSet()
-METADATA_KEY = "napari_smil_mv"
 
 
 def shows_text(layer: Any) -> bool:
@@ -50,6 +49,18 @@ def _text_node(viewer: Any, layer: Any) -> Any:
     return node if hasattr(node, "visible") else None
 
 
+def _follower(node: Any, layer: Any) -> Callable[..., None]:
+    """A text-event callback that shows ``node`` exactly when ``layer`` shows text (weak references to both)."""
+    node_ref, layer_ref = weakref.ref(node), weakref.ref(layer)
+
+    def follow(event: Any = None) -> None:
+        node, layer = node_ref(), layer_ref()
+        if node is not None and layer is not None:
+            node.visible = shows_text(layer)
+
+    return follow
+
+
 def skip_empty_text(viewer: Any, layers: Iterable[Any]) -> int:
     """Hide the Text visual of every layer in ``layers`` that shows no text; keep it in step with the layer.
 
@@ -72,20 +83,11 @@ def skip_empty_text(viewer: Any, layers: Iterable[Any]) -> int:
         node = _text_node(viewer, layer)
         if node is None:
             continue
-        if layer in _FOLLOWED:  # already followed (a watched viewer that also got the layer in a batch)
-            hidden += not node.visible
-            continue
-        node_ref = weakref.ref(node)
-        layer_ref = weakref.ref(layer)
-
-        def follow(event: Any = None, node_ref=node_ref, layer_ref=layer_ref) -> None:
-            node, layer = node_ref(), layer_ref()
-            if node is not None and layer is not None:
-                node.visible = shows_text(layer)
-
-        follow()
-        layer.text.events.connect(follow)
-        _FOLLOWED.add(layer)
+        if layer not in _FOLLOWED:  # once per layer (a watched viewer may also get it in a batch)
+            follow = _follower(node, layer)
+            follow()
+            layer.text.events.connect(follow)
+            _FOLLOWED.add(layer)
         hidden += not node.visible
     return hidden
 
@@ -94,9 +96,9 @@ def watch_viewer(viewer: Any) -> bool:
     """From now on, apply :func:`skip_empty_text` to every layer of this package inserted into ``viewer``.
 
     For layers napari adds itself (the npe2 readers and sample data return layer data). A layer is this
-    package's when its metadata holds ``"napari_smil_mv"``; other plugins' layers are left alone. Connected
-    once per viewer, after napari's own handler (which builds the vispy layer). Returns False when ``viewer``
-    is None or cannot be followed.
+    package's when it has this package's metadata (:func:`~napari_smil_mv.napari.scripting.meta`); other
+    plugins' layers are left alone. Connected once per viewer, after napari's own handler (which builds the
+    vispy layer). Returns False when ``viewer`` is None or cannot be followed.
     """
     if viewer is None:
         return False
@@ -108,9 +110,11 @@ def watch_viewer(viewer: Any) -> bool:
     except (AttributeError, TypeError):
         return False
 
+    from napari_smil_mv.napari.scripting import meta  # here: scripting imports this module (via batch_add)
+
     def on_inserted(event: Any) -> None:
         viewer, layer = viewer_ref(), getattr(event, "value", None)
-        if viewer is not None and METADATA_KEY in (getattr(layer, "metadata", None) or {}):
+        if viewer is not None and meta(layer):
             skip_empty_text(viewer, [layer])
 
     inserted.connect(on_inserted, position="last")
