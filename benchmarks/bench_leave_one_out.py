@@ -22,9 +22,9 @@ left-out camera must sit as far from the remaining cameras' labels as the row th
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,16 +71,10 @@ def main() -> None:
     from napari_smil_mv.sessions import JointMap, load_session
 
     model = load_smil_model(MODEL)
-    with tempfile.TemporaryDirectory() as tmp:
-        session_dir = Path(tmp) / "minimal_session"
-        session_dir.mkdir()
-        for item in SESSION.iterdir():
-            if item.name != "points3d.h5":
-                (session_dir / item.name).symlink_to(item)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            session = load_session(session_dir)
-        data = fit_data_from_session(session, JointMap.read(JOINT_MAP), model.joint_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        session = replace(load_session(SESSION), points3d=None, points3d_source=None)  # triangulated instead
+    data = fit_data_from_session(session, JointMap.read(JOINT_MAP), model.joint_names)
     if args.frontier:
         _frontier(data, ("back", "mid", "top"))
         return
